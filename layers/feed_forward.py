@@ -1,0 +1,37 @@
+"""Channel mixers: dense feed-forward (optionally GLU)."""
+import gin
+
+from layers import variables
+from mtf_compat import mtf
+
+ACTIVATIONS = {"relu": mtf.relu, "gelu": mtf.gelu, "silu": mtf.swish,
+               "identity": lambda x: x, "tanh": mtf.tanh, "sigmoid": mtf.sigmoid}
+
+
+def activation(name):
+  if name not in ACTIVATIONS:
+    raise ValueError("unknown activation %r (one of %s)" % (name, sorted(ACTIVATIONS)))
+  return ACTIVATIONS[name]
+
+
+@gin.configurable
+class FeedForward:
+  """y = act(x W_in) W_out, or with glu=True y = (act(x W_in) ⊙ x W_gate) W_out."""
+
+  def __init__(self, multiplier=4, activation="gelu", glu=False):
+    self.multiplier = multiplier
+    self.activation = activation
+    self.glu = glu
+
+  def __call__(self, x, context):
+    act = activation(self.activation)
+    d_model = x.shape.get_dim_by_name("d_model")
+    d_ff = mtf.Dimension("d_ff", d_model.size * self.multiplier)
+    w_in = variables.weight(context, "in", [d_model, d_ff], ["d_model"])
+    h = act(mtf.einsum([x, w_in], reduced_dims=[d_model]))
+    if self.glu:
+      w_gate = variables.weight(context, "gate", [d_model, d_ff], ["d_model"])
+      h *= mtf.einsum([x, w_gate], reduced_dims=[d_model])
+    w_out = variables.weight(context, "out", [d_ff, d_model], ["d_ff"],
+                             output_projection=True)
+    return mtf.einsum([h, w_out], reduced_dims=[d_ff])

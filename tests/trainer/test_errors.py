@@ -1,0 +1,107 @@
+"""Every mistake a user can make ends in one line on stderr, exit status 2, and an
+unchanged model_dir."""
+import os
+
+import pytest
+
+from tests import cli_testing as cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A model_dir with a checkpoint, and the corpus it was trained on."""
+  base = tmp_path_factory.mktemp("trained")
+  corpus = cli.write_corpus(base / "corpus.txt")
+  cli.train(base / "run", "run.corpus = '%s'" % corpus, "run.train_steps = 2")
+  return base / "run", corpus
+
+
+def bad_gin(tmp_path, text):
+  path = tmp_path / "bad.gin"
+  path.write_text(text)
+  return ["train", "--gin_file", path]
+
+
+def new_model_dir(tmp_path):
+  return ["--model_dir", tmp_path / "new"]
+
+
+CASES = {
+    # name: (args builder(tmp_path, trained_dir, corpus) -> argv, text the line names)
+    "missing gin file": (lambda t, d, c: ["train", "--gin_file", t / "nope.gin"]
+                         + new_model_dir(t), "nope.gin"),
+    "gin syntax error": (lambda t, d, c: bad_gin(t, "GPT.num_layers = = 2\n")
+                         + new_model_dir(t), "gin"),
+    "unknown binding": (lambda t, d, c: ["train", "--gin_file",
+                                         "gin/models/transformer.gin",
+                                         "--gin_param", "run.trian_steps = 3"]
+                        + new_model_dir(t), "trian_steps"),
+    "unknown model": (lambda t, d, c: bad_gin(t, "GPT.token_mixer = @Transfomer\n")
+                      + new_model_dir(t), "Transfomer"),
+    "missing corpus": (lambda t, d, c: ["train", "--gin_file",
+                                        "gin/models/transformer.gin", "--gin_param",
+                                        "run.corpus = '%s'" % (t / "no.txt")]
+                       + new_model_dir(t), "no.txt"),
+    "empty corpus": (lambda t, d, c: ["train", "--gin_file",
+                                      "gin/models/transformer.gin", "--gin_param",
+                                      "run.corpus = '%s'" % empty(t)]
+                     + new_model_dir(t), "empty.txt"),
+    "layout that does not divide": (
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
+                         "--gin_param", "run.mesh_shape = 'model:3'",
+                         "--gin_param", "run.layout_rules = 'heads:model'"]
+        + new_model_dir(t), "heads"),
+    "layout naming a missing mesh axis": (
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
+                         "--gin_param", "run.mesh_shape = 'data:2'",
+                         "--gin_param", "run.layout_rules = 'batch:model'"]
+        + new_model_dir(t), "model"),
+    "checkpoint of another model": (
+        lambda t, d, c: ["train", "--model_dir", d, "--gin_file",
+                         "gin/models/transformer.gin", "--gin_param",
+                         "run.corpus = '%s'" % c, "--gin_param", "GPT.d_model = 48"],
+        "different model"),
+    "eval without checkpoint": (lambda t, d, c: ["eval"] + new_model_dir(t),
+                                "config.gin"),
+    "sample with negative temperature": (
+        lambda t, d, c: ["sample", "--model_dir", d, "--temperature", "-1"],
+        "temperature"),
+    "sample with negative top_k": (
+        lambda t, d, c: ["sample", "--model_dir", d, "--top_k", "-2"], "top_k"),
+    "sample with zero length": (
+        lambda t, d, c: ["sample", "--model_dir", d, "--length", "0"], "length"),
+    "score of empty text": (lambda t, d, c: ["score", "--model_dir", d, "--text", ""],
+                            "text"),
+    "export into a non-empty directory": (
+        lambda t, d, c: ["export", "--model_dir", d, "--export_dir", nonempty(t)],
+        "not empty"),
+    "unknown flag": (lambda t, d, c: ["train", "--gin_fil", "x"], "gin_fil"),
+}
+
+
+def empty(tmp_path):
+  path = tmp_path / "empty.txt"
+  path.write_bytes(b"")
+  return path
+
+
+def nonempty(tmp_path):
+  path = tmp_path / "full"
+  path.mkdir()
+  (path / "keep.txt").write_text("mine")
+  return path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_user_mistake_is_one_line_exit_2_and_changes_nothing(case, trained, tmp_path):
+  run_dir, corpus = trained
+  build, named = CASES[case]
+  before = cli.tree_digest(run_dir)
+  args = build(tmp_path, run_dir, corpus)
+  result = cli.mtfzoo(*args, check=False)
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert len(lines) == 1, result.stderr[-2000:]
+  assert named in lines[0]
+  assert cli.tree_digest(run_dir) == before
+  assert not os.path.exists(tmp_path / "new")

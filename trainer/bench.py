@@ -1,0 +1,122 @@
+"""mtfzoo bench: speed and memory of one config's training step, as one JSON record.
+
+Absolute times drift on a shared machine, so every figure that matters is a ratio from
+one run: `mfu` divides the model's FLOP/s by the best f32 matmul FLOP/s this process
+reaches just before, and comparisons between configs divide bench records.
+"""
+import resource
+import tempfile
+import time
+
+import numpy as np
+
+from mtf_compat import mtf, tf
+from trainer import loop
+from trainer import mesh as mesh_lib
+from trainer import model_summary
+from trainer.estimator import make_estimator
+
+
+class StepTimer(tf.estimator.SessionRunHook):
+  """Wall time between consecutive steps after `warmup` steps (input pipeline, hooks
+  and all: what training really gets)."""
+
+  def __init__(self, warmup):
+    self.warmup = warmup
+    self.seen = 0
+    self.times = []
+
+  def after_run(self, run_context, run_values):
+    self.seen += 1
+    if self.seen >= self.warmup:
+      self.times.append(time.perf_counter())
+
+  def step_time(self):
+    return float(np.median(np.diff(self.times)))
+
+
+def machine_matmul_flops(n=1024, repeats=10, num_devices=1):
+  """The best FLOP/s of an n x n f32 matmul chain on this machine, now."""
+  with tf.Graph().as_default():
+    a = tf.random.normal([n, n], seed=0)
+    b = tf.random.normal([n, n], seed=1)
+    product = a
+    for _ in range(4):
+      product = tf.matmul(product, b) * (1.0 / n)
+    checksum = tf.reduce_sum(product)
+    with tf.Session(config=mesh_lib.session_config(num_devices)) as session:
+      session.run(checksum)
+      best = float("inf")
+      for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(checksum)
+        best = min(best, time.perf_counter() - start)
+  return 4 * 2 * n ** 3 / best
+
+
+def contraction_flops(settings, batch):
+  """Matmul FLOPs of one training step per token: 3 x forward.
+
+  Every mtf einsum that contracts a dimension costs 2·Π(sizes of all its dims)
+  (one multiply and one add per term); the backward pass computes two such products per
+  forward one (gradients of both operands), so a step is 3x the forward count. For the
+  Transformer this is the familiar 6·N_matmul + 12·L·n·d per token (N_matmul: weights
+  used in matmuls; the attention term halves nothing for causality). The embedding
+  lookup, a one-hot einsum in mtf, is not model arithmetic and is left out.
+  """
+  with tf.Graph().as_default():
+    graph = mtf.Graph()
+    mesh = mtf.Mesh(graph, "mesh")
+    from trainer.model_fn import build_model  # pylint: disable=g-import-not-at-top
+    model, context, token_shape = build_model(settings, mesh, "train", batch)
+    model.logits(mtf.zeros(mesh, token_shape, tf.int32), context)
+  total = 0
+  for op in graph.operations:
+    if not isinstance(op, mtf.EinsumOperation):
+      continue
+    if any(isinstance(x.operation, mtf.OneHotOperation) for x in op.inputs):
+      continue
+    dims = set(d for x in op.inputs for d in x.shape.dims)
+    if dims - set(op.outputs[0].shape.dims):  # contracts something
+      total += 2 * int(np.prod([d.size for d in dims]))
+  tokens = batch * settings.sequence_length
+  return 3 * total / tokens
+
+
+def bench(settings, warmup=5, steps=20):
+  shape, _ = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+  matmul_flops = machine_matmul_flops(num_devices=shape.size)
+  summary = model_summary.summarize(settings)
+  with tempfile.TemporaryDirectory() as model_dir:
+    timed = settings.__class__(**{**settings.__dict__, "train_steps": warmup + steps,
+                                  "steps_per_checkpoint": 10 ** 9})
+    manifest = loop.shards(timed, model_dir, "train")
+    timer = StepTimer(warmup)
+    estimator = make_estimator(timed, model_dir, hooks=lambda tensors: [timer])
+    import data  # pylint: disable=g-import-not-at-top
+    estimator.train(data.make_input_fn(manifest["dir"], timed.sequence_length,
+                                       training=True, seed=timed.seed),
+                    max_steps=warmup + steps)
+  step_time = timer.step_time()
+  tokens_per_step = settings.batch_size * settings.sequence_length
+  flops_per_token = contraction_flops(settings, settings.batch_size)
+  tokens_per_sec = tokens_per_step / step_time
+  return {
+      "params": summary.params,
+      "num_layers": summary.num_layers,
+      "d_model": summary.d_model,
+      "heads": summary.heads,
+      "sequence_length": settings.sequence_length,
+      "batch_size": settings.batch_size,
+      "tokens_per_sec": tokens_per_sec,
+      "step_time_s": step_time,
+      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      "optimizer_state_bytes": summary.optimizer_state_bytes,
+      "activation_bytes": summary.activation_bytes,
+      "seq_map_elements_per_layer": max((int(np.prod(s)) for _, s in summary.seq_maps),
+                                        default=0),
+      "attention_map_elements_per_layer": summary.attention_map_elements,
+      "flops_per_token": flops_per_token,
+      "machine_matmul_flops": matmul_flops,
+      "mfu": tokens_per_sec * flops_per_token / matmul_flops,
+  }

@@ -1,0 +1,158 @@
+"""mtfzoo: train | eval | sample | score | export | compare | bench.
+
+Every mistake a user can make ends in one line on stderr and exit status 2.
+"""
+import json
+import logging
+import os
+import sys
+import warnings
+
+# Quiet TensorFlow before it is imported: C++ logs, deprecation warnings of tf.compat.v1.
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", category=UserWarning)
+
+from absl import flags  # noqa: E402
+
+COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench")
+USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
+    COMMANDS)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "Gin file (repeatable), e.g. gin/quickstart.gin")
+flags.DEFINE_multi_string("gin_param", [], "Gin binding (repeatable), e.g. "
+                          "run.train_steps=100")
+flags.DEFINE_string("model_dir", None, "Directory of checkpoints, config and metrics")
+flags.DEFINE_string("prompt", "\n", "sample: the text to continue")
+flags.DEFINE_integer("length", 200, "sample/export: bytes to generate")
+flags.DEFINE_float("temperature", 1.0, "sample/export: 0 is greedy")
+flags.DEFINE_integer("top_k", 0, "sample: keep the k most likely bytes (0: all)")
+flags.DEFINE_integer("seed", 0, "sample: random seed")
+flags.DEFINE_string("text", None, "score: the text to score")
+flags.DEFINE_string("export_dir", None, "export: the directory to create")
+flags.DEFINE_string("out", None, "compare/bench: the output directory or file")
+flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
+flags.DEFINE_string("zone", None, "Cloud TPU zone")
+flags.DEFINE_string("project", None, "Cloud project of the TPU")
+
+
+class UsageError(Exception):
+  pass
+
+
+def settings_for(command):
+  """Parses gin (saved config of model_dir, then --gin_file, then --gin_param) and
+  returns the run settings."""
+  from trainer import config  # pylint: disable=g-import-not-at-top
+  from trainer.run import Run  # pylint: disable=g-import-not-at-top
+  from trainer.errors import UserError  # pylint: disable=g-import-not-at-top
+  saved = config.saved_config(FLAGS.model_dir) if FLAGS.model_dir else None
+  if command == "train" and FLAGS.gin_file:
+    saved = None  # the gin files given define the run; the checkpoint check guards it
+  elif command in ("train", "bench") and not (FLAGS.gin_file or saved):
+    raise UserError("%s needs --gin_file (or a --model_dir that holds config.gin)"
+                    % command)
+  elif command not in ("train", "bench") and saved is None:
+    raise UserError("model_dir %r holds no config.gin: train a model there first"
+                    % FLAGS.model_dir)
+  config.parse(FLAGS.gin_file, FLAGS.gin_param, base_config=saved)
+  try:
+    return Run()
+  except (ValueError, TypeError) as e:
+    raise UserError("gin: %s" % config.first_line(e))
+
+
+def require(flag_name):
+  if getattr(FLAGS, flag_name) in (None, ""):
+    raise UsageError("--%s is required" % flag_name)
+  return getattr(FLAGS, flag_name)
+
+
+def check_sampling_flags():
+  from trainer.errors import UserError  # pylint: disable=g-import-not-at-top
+  if FLAGS.temperature < 0:
+    raise UserError("--temperature must be >= 0, got %g" % FLAGS.temperature)
+  if FLAGS.top_k < 0:
+    raise UserError("--top_k must be >= 0, got %d" % FLAGS.top_k)
+  if FLAGS.length <= 0:
+    raise UserError("--length must be > 0, got %d" % FLAGS.length)
+
+
+def tpu_flags():
+  return {"tpu": FLAGS.tpu, "zone": FLAGS.zone, "project": FLAGS.project}
+
+
+def run_command(command, args):
+  # pylint: disable=g-import-not-at-top
+  from trainer.errors import UserError
+  if command == "compare":
+    from trainer import compare
+    if not args:
+      raise UsageError("compare needs run directories: mtfzoo compare D1 D2 --out DIR")
+    compare.compare(args, require("out"))
+    return
+  if args:
+    raise UsageError("unexpected arguments: %s" % " ".join(args))
+  if command == "bench":
+    from trainer import bench
+    settings = settings_for(command)
+    print(json.dumps(bench.bench(settings)), flush=True)
+    return
+  model_dir = require("model_dir")
+  settings = settings_for(command)
+  from trainer import loop, inference
+  if command == "train":
+    loop.train(settings, model_dir, tpu_flags())
+  elif command == "eval":
+    manifest = loop.shards(settings, model_dir, "eval")
+    result = loop.evaluate(settings, model_dir, manifest, tpu_flags=tpu_flags())
+    print("bpc: %.4f" % result["bpc"])
+  elif command == "sample":
+    check_sampling_flags()
+    generated, cut = inference.sample(settings, model_dir, FLAGS.prompt, FLAGS.length,
+                                      FLAGS.temperature, FLAGS.top_k, FLAGS.seed,
+                                      tpu_flags())
+    if cut:
+      print("(the prompt is longer than the context: using its last %d bytes)"
+            % settings.sequence_length, file=sys.stderr)
+    sys.stdout.write(FLAGS.prompt + generated.decode("utf-8", errors="replace") + "\n")
+  elif command == "score":
+    if FLAGS.text is None:
+      raise UsageError("--text is required")
+    print(json.dumps(inference.score(settings, model_dir, FLAGS.text, tpu_flags())))
+  elif command == "export":
+    from trainer import export
+    check_sampling_flags()
+    export.export(settings, model_dir, require("export_dir"), FLAGS.length,
+                  FLAGS.temperature, FLAGS.top_k, seed=FLAGS.seed)
+
+
+def main(argv=None):
+  argv = list(sys.argv if argv is None else argv)
+  try:
+    rest = FLAGS(argv)
+  except flags.Error as e:
+    print("mtfzoo: %s" % str(e).splitlines()[0], file=sys.stderr)
+    return 2
+  if len(rest) < 2 or rest[1] not in COMMANDS:
+    print(USAGE, file=sys.stderr)
+    return 2
+  from mtf_compat import tf  # pylint: disable=g-import-not-at-top
+  tf.logging.set_verbosity(tf.logging.ERROR)
+  from trainer.errors import UserError  # pylint: disable=g-import-not-at-top
+  try:
+    run_command(rest[1], rest[2:])
+  except (UserError, UsageError) as e:
+    print("mtfzoo %s: %s" % (rest[1], e), file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("mtfzoo %s: interrupted" % rest[1], file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,50 @@
+"""The TPUEstimator: TPU when run.use_tpu, else CPU/GPU with virtual CPU devices."""
+from mtf_compat import tf
+from trainer import mesh as mesh_lib
+from trainer.errors import UserError
+from trainer.model_fn import make_model_fn
+
+
+def tpu_cluster(tpu_flags):
+  """The Cloud TPU to run on, from --tpu/--zone/--project."""
+  if not tpu_flags or not tpu_flags.get("tpu"):
+    raise UserError("run.use_tpu=True needs --tpu (the TPU name or grpc:// address)")
+  return tf.distribute.cluster_resolver.TPUClusterResolver(
+      tpu_flags["tpu"], zone=tpu_flags.get("zone"), project=tpu_flags.get("project"))
+
+
+def run_config(settings, model_dir, seed=None, tpu_flags=None):
+  shape, _ = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+  tpu_config = tf.estimator.tpu.TPUConfig(
+      iterations_per_loop=settings.iterations_per_loop,
+      num_cores_per_replica=1,
+      # mtf splits the batch itself: one host feeds the whole mesh.
+      per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.BROADCAST)
+  kwargs = dict(
+      model_dir=model_dir,
+      # Checkpoints are written by the model_fn's own sharded saver with the mtf
+      # listener; the Estimator's default saver would save untrained slices.
+      save_checkpoints_steps=None, save_checkpoints_secs=None,
+      keep_checkpoint_max=settings.keep_checkpoints,
+      save_summary_steps=0, log_step_count_steps=None,
+      tf_random_seed=settings.seed if seed is None else seed,
+      tpu_config=tpu_config)
+  if settings.use_tpu:
+    kwargs["cluster"] = tpu_cluster(tpu_flags)
+  else:
+    kwargs["session_config"] = mesh_lib.session_config(shape.size)
+  return tf.estimator.tpu.RunConfig(**kwargs)
+
+
+def make_estimator(settings, model_dir, params=None, hooks=None, seed=None,
+                   tpu_flags=None, predict_batch_size=None):
+  """hooks(tensors) -> extra training hooks (and checkpoint listeners)."""
+  return tf.estimator.tpu.TPUEstimator(
+      model_fn=make_model_fn(settings, model_dir, hooks),
+      config=run_config(settings, model_dir, seed, tpu_flags),
+      use_tpu=settings.use_tpu,
+      train_batch_size=settings.batch_size,
+      eval_batch_size=settings.batch_size,
+      predict_batch_size=predict_batch_size or settings.batch_size,
+      params=dict(params or {}),
+      export_to_tpu=False)

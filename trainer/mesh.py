@@ -1,0 +1,93 @@
+"""Mesh shape and layout rules: parsing, validation and the mesh implementation.
+
+PlacementMeshImpl (CPU/GPU) puts one copy of each op on each device; SimdMeshImpl (TPU)
+lowers to one SPMD program with the device assignment of the TPUEstimator context.
+"""
+from mtf_compat import mtf, tf
+from trainer.errors import UserError
+
+
+def parse(mesh_shape, layout_rules):
+  """'data:2,model:2' and 'batch:data,heads:model' -> (mtf.Shape, mtf.LayoutRules)."""
+  try:
+    shape = mtf.convert_to_shape(mesh_shape or "")
+  except (ValueError, TypeError) as e:
+    raise UserError("run.mesh_shape %r is not 'name:size,...' (%s)" % (mesh_shape, e))
+  try:
+    rules = mtf.convert_to_layout_rules(layout_rules or "")
+  except (ValueError, TypeError) as e:
+    raise UserError("run.layout_rules %r is not 'tensor_dim:mesh_dim,...' (%s)"
+                    % (layout_rules, e))
+  mesh_names = set(shape.dimension_names)
+  for tensor_dim, mesh_dim in sorted(rules._pairs):  # pylint: disable=protected-access
+    if mesh_dim not in mesh_names:
+      raise UserError("run.layout_rules maps %s to mesh axis %r, which run.mesh_shape %r "
+                      "does not have" % (tensor_dim, mesh_dim, mesh_shape))
+  return shape, rules
+
+
+def validate_layout(graph, shape, rules):
+  """Every laid-out dimension of every tensor divides by its mesh axis, and no tensor
+  maps two dimensions to one mesh axis; raises UserError naming the first violation."""
+  for op in graph.operations:
+    for t in op.outputs:
+      used = {}
+      for d in t.shape.dims:
+        axis = rules.tensor_dimension_to_mesh_axis(d, shape)
+        if axis is None:
+          continue
+        mesh_dim = shape.dims[axis]
+        if d.size % mesh_dim.size:
+          raise UserError(
+              "layout: dimension %s (size %d) is split over mesh axis %s (size %d), "
+              "which does not divide it" % (d.name, d.size, mesh_dim.name, mesh_dim.size))
+        if axis in used:
+          raise UserError(
+              "layout: dimensions %s and %s of one tensor (%s) both map to mesh axis %s"
+              % (used[axis], d.name, t.name, mesh_dim.name))
+        used[axis] = d.name
+
+
+def local_devices(num_devices):
+  """The devices of a placement mesh: GPUs when visible, else virtual CPUs."""
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    if len(gpus) != num_devices and num_devices > 1:
+      raise UserError("run.mesh_shape has %d devices but %d GPUs are visible"
+                      % (num_devices, len(gpus)))
+    return ["/device:GPU:%d" % i for i in range(num_devices)]
+  if num_devices == 1:
+    return [""]
+  return ["/device:CPU:%d" % i for i in range(num_devices)]
+
+
+def session_config(num_devices, intra_op_threads=0, inter_op_threads=0):
+  """Creates as many virtual CPU devices as the mesh has (harmless with GPUs)."""
+  config = tf.ConfigProto(device_count={"CPU": max(1, num_devices)},
+                          intra_op_parallelism_threads=intra_op_threads,
+                          inter_op_parallelism_threads=inter_op_threads,
+                          allow_soft_placement=False)
+  return config
+
+
+def placement_impl(shape, rules):
+  return mtf.placement_mesh_impl.PlacementMeshImpl(shape, rules,
+                                                   local_devices(shape.size))
+
+
+def simd_impl(shape, rules, tpu_context):
+  """The TPU mesh: SPMD over the cores of the TPUEstimator's device assignment."""
+  import mesh_tensorflow.simd_mesh_impl as simd  # pylint: disable=g-import-not-at-top
+  device_assignment = tpu_context.device_assignment
+  physical_shape = list(device_assignment.topology.mesh_shape)
+  logical_to_physical = simd.auto_logical_to_physical_tpu(shape.to_integer_list,
+                                                          physical_shape)
+  return simd.SimdMeshImpl(shape, rules, [""] * shape.size, device_assignment,
+                           logical_to_physical=logical_to_physical)
+
+
+def tpu_variable_placer(tpu_context):
+  """Master variables live on the hosts' CPUs, balanced by size."""
+  hosts = [tpu_context.tpu_host_placement_function(host_id=i)
+           for i in range(tpu_context.num_hosts)]
+  return mtf.utils.BalancedVariablePlacer(hosts, [0] * len(hosts))

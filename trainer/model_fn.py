@@ -1,0 +1,208 @@
+"""The TPUEstimator model_fn: features -> mtf graph -> lowering -> EstimatorSpec."""
+import math
+
+from layers.context import Context, TRAIN, EVAL, PREDICT
+from models import sampling
+from models.gpt import GPT, VOCAB_SIZE
+from mtf_compat import mtf, tf
+from trainer import mesh as mesh_lib
+from trainer import summaries
+import optimizers
+
+MODES = {tf.estimator.ModeKeys.TRAIN: TRAIN, tf.estimator.ModeKeys.EVAL: EVAL,
+         tf.estimator.ModeKeys.PREDICT: PREDICT}
+DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+
+
+def make_dims(batch, length, d_model):
+  return {"batch": mtf.Dimension("batch", batch),
+          "length": mtf.Dimension("length", length),
+          "memory_length": mtf.Dimension("memory_length", length),
+          "d_model": mtf.Dimension("d_model", d_model),
+          "vocab": mtf.Dimension("vocab", VOCAB_SIZE)}
+
+
+def build_model(settings, mesh, mode, batch):
+  """The model, its context and the mtf inputs' shape (no features imported yet)."""
+  model = GPT()
+  dims = make_dims(batch, settings.sequence_length, model.d_model)
+  context = Context(mesh, mode, dims, model.num_layers,
+                    DTYPES[settings.activation_dtype])
+  return model, context, mtf.Shape([dims["batch"], dims["length"]])
+
+
+def is_finite(x):
+  """True unless x is NaN or ±Inf (x·0 is 0 only for finite x)."""
+  return mtf.equal(x * 0.0, mtf.zeros_like(x))
+
+
+def train_graph(settings, model, context, inputs, targets, global_step):
+  """Loss, gradients (over run.microbatches serial microbatches), clipping, the
+  scheduled learning rate and the update, skipped when the loss or gradient norm is
+  not finite.
+
+  Returns (loss, update_ops, grad_norm, learning_rate, finite, optimizer), mtf objects.
+  """
+  mesh = context.mesh
+  variables = mesh.graph.trainable_variables
+  poison = None
+  if settings.nan_at_step >= 0:  # a test knob: this step's loss (and grads) are NaN
+    poison = mtf.import_fully_replicated(
+        mesh, tf.where(tf.equal(global_step, settings.nan_at_step), math.nan, 1.0),
+        mtf.Shape([]))
+
+  def microbatch_loss(features):
+    loss = model.loss(model.logits(features["inputs"], context), features["targets"],
+                      context)
+    if poison is not None:
+      loss *= poison
+    # Microbatch losses and gradients are summed: scale so the sum is the mean.
+    return {"loss": loss * (1.0 / settings.microbatches)}
+
+  features = {"inputs": inputs, "targets": targets}
+  if settings.microbatches > 1:
+    grads, outputs = mtf.serialize_training_step(
+        features, microbatch_loss, context.dims["batch"], settings.microbatches)
+    loss = outputs["loss"]
+  else:
+    loss = microbatch_loss(features)["loss"]
+    variables = mesh.graph.trainable_variables
+    grads = mtf.gradients([loss], [v.outputs[0] for v in variables])
+  variables = mesh.graph.trainable_variables
+  grads, grad_norm = optimizers.GradientClipping()(grads, variables)
+  lr_tf = optimizers.learning_rate_schedule(global_step, settings.train_steps)
+  learning_rate = mtf.import_fully_replicated(mesh, tf.cast(lr_tf, tf.float32),
+                                              mtf.Shape([]))
+  finite = mtf.logical_and(is_finite(loss), is_finite(grad_norm))
+  optimizer = settings.optimizer(learning_rate=learning_rate)
+  update_ops = optimizer.apply_grads(grads, variables, apply_if=finite)
+  return loss, update_ops, grad_norm, learning_rate, finite, optimizer
+
+
+def make_model_fn(settings, model_dir, extra_hooks=()):
+  """A model_fn closed over the run settings; `extra_hooks(tensors)` -> training hooks."""
+
+  def model_fn(features, labels, mode, params):
+    del labels
+    global_step = tf.train.get_or_create_global_step()
+    tpu_context = params.get("context") if settings.use_tpu else None
+    shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+    graph = mtf.Graph()
+    if tpu_context is not None:
+      mesh = mtf.Mesh(graph, "mesh", mesh_lib.tpu_variable_placer(tpu_context))
+      mesh_impl = mesh_lib.simd_impl(shape, rules, tpu_context)
+    else:
+      mesh = mtf.Mesh(graph, "mesh")
+      mesh_impl = mesh_lib.placement_impl(shape, rules)
+    batch = int(features["inputs"].shape[0])
+    model, context, token_shape = build_model(settings, mesh, MODES[mode], batch)
+    inputs = mtf.import_tf_tensor(mesh, features["inputs"], token_shape)
+
+    if mode == tf.estimator.ModeKeys.PREDICT and "prompt_length" in features:
+      return sample_spec(settings, features, model, context, inputs, mesh, shape,
+                         rules, mesh_impl, params)
+
+    targets = mtf.import_tf_tensor(mesh, features["targets"], token_shape)
+    if mode == tf.estimator.ModeKeys.TRAIN:
+      loss, update_ops, grad_norm, learning_rate, finite, _ = train_graph(
+          settings, model, context, inputs, targets, global_step)
+    else:
+      logits = model.logits(inputs, context)
+      loss = model.loss(logits, targets, context)
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      log2_probs = target_log2_probs(logits, targets, context)
+      mesh_lib.validate_layout(graph, shape, rules)
+      lowering = mtf.Lowering(graph, {mesh: mesh_impl})
+      predictions = {"log2_probs": lowering.export_to_tf_tensor(log2_probs)}
+      return predict_spec(mode, predictions, lowering)
+
+    mesh_lib.validate_layout(graph, shape, rules)
+    lowering = mtf.Lowering(graph, {mesh: mesh_impl})
+    tf_loss = tf.cast(lowering.export_to_tf_tensor(loss), tf.float32)
+    restore_hook = mtf.MtfRestoreHook(lowering)
+
+    if mode == tf.estimator.ModeKeys.EVAL:
+      def metric_fn(per_example_loss):
+        return {"bpc": tf.metrics.mean(per_example_loss / math.log(2.0))}
+      return tf.estimator.tpu.TPUEstimatorSpec(
+          mode, loss=tf_loss, evaluation_hooks=[restore_hook],
+          eval_metrics=(metric_fn, [tf.fill([batch], tf_loss)]))
+
+    tf_finite = lowering.export_to_tf_tensor(finite)
+    skipped = tf.get_variable("nonfinite_steps", [], tf.int64, tf.zeros_initializer(),
+                              trainable=False)
+    train_op = tf.group(
+        [lowering.lowered_operation(op) for op in update_ops]
+        + [tf.assign_add(global_step, 1),
+           tf.assign_add(skipped, tf.cast(tf.logical_not(tf_finite), tf.int64))])
+    tensors = {"loss": tf_loss,
+               "grad_norm": lowering.export_to_tf_tensor(grad_norm),
+               "learning_rate": lowering.export_to_tf_tensor(learning_rate),
+               "finite": tf_finite, "skipped_steps": skipped}
+    saver = tf.train.Saver(tf.global_variables(), sharded=True,
+                           max_to_keep=settings.keep_checkpoints,
+                           save_relative_paths=True)
+    tf.add_to_collection(tf.GraphKeys.SAVERS, saver)
+    saver_listener = mtf.MtfCheckpointSaverListener(lowering)
+    hooks = list(extra_hooks(tensors)) if extra_hooks else []
+    listeners = [saver_listener] + [h for h in hooks if isinstance(
+        h, tf.estimator.CheckpointSaverListener)]
+    saver_hook = tf.estimator.CheckpointSaverHook(
+        model_dir, save_steps=settings.steps_per_checkpoint, saver=saver,
+        listeners=listeners)
+    host_call = summaries.host_call(model_dir, global_step, tensors)
+    # Hook order matters: metrics are recorded before the saver runs, so a checkpoint
+    # never gets ahead of metrics.jsonl.
+    # The Estimator stops on a NaN loss with its own hook, before run.on_nonfinite can
+    # skip the step: it gets a finite stand-in; metrics.jsonl logs the real loss.
+    finite_loss = tf.where(tf_finite, tf_loss, tf.zeros_like(tf_loss))
+    return tf.estimator.tpu.TPUEstimatorSpec(
+        mode, loss=finite_loss, train_op=train_op, host_call=host_call,
+        training_hooks=[restore_hook] + [h for h in hooks if isinstance(
+            h, tf.estimator.SessionRunHook)] + [saver_hook])
+
+  return model_fn
+
+
+def target_log2_probs(logits, targets, context):
+  """log2 p(target) at every position: [batch, length]."""
+  vocab = context.dims["vocab"]
+  logits = mtf.cast(logits, tf.float32)
+  log_probs = logits - mtf.reduce_logsumexp(logits, vocab)
+  picked = mtf.reduce_sum(log_probs * mtf.one_hot(targets, vocab, dtype=tf.float32),
+                          reduced_dim=vocab)
+  return picked * (1.0 / math.log(2.0))
+
+
+def sample_spec(settings, features, model, context, inputs, mesh, shape, rules,
+                mesh_impl, params):
+  prompt_length = mtf.import_tf_tensor(mesh, features["prompt_length"],
+                                       mtf.Shape([context.dims["batch"]]))
+  generated = sampling.sample(model, context, inputs, prompt_length,
+                              num_bytes=params["sample_length"],
+                              temperature=params["temperature"],
+                              top_k=params["top_k"], seed=params.get("seed", 0))
+  mesh_lib.validate_layout(mesh.graph, shape, rules)
+  lowering = mtf.Lowering(mesh.graph, {mesh: mesh_impl})
+  generated = lowering.export_to_tf_tensor(generated)
+  if params.get("serving"):
+    from trainer.export import bytes_to_text  # pylint: disable=g-import-not-at-top
+    n = features["num_prompts"]
+    predictions = {"text": bytes_to_text(generated)[:n]}
+  else:
+    predictions = {"generated": generated}
+  return predict_spec(tf.estimator.ModeKeys.PREDICT, predictions, lowering)
+
+
+def predict_spec(mode, predictions, lowering):
+  """Predict/export: the scaffold copies master variables to slices after restore
+  (hooks do not run on export)."""
+
+  def scaffold_fn():
+    local_init_op = tf.group(tf.train.Scaffold.default_local_init_op(),
+                             lowering.copy_masters_to_slices(),
+                             name="mtf_local_init_op")
+    return tf.train.Scaffold(local_init_op=local_init_op)
+
+  return tf.estimator.tpu.TPUEstimatorSpec(mode, predictions=predictions,
+                                           scaffold_fn=scaffold_fn)

@@ -1,0 +1,87 @@
+"""What a config builds, measured on its mtf graph without running it: parameters by
+role, seq x seq map sizes, activation and optimizer-state memory."""
+import collections
+import dataclasses
+
+from layers import variables as variables_lib
+from layers.context import TRAIN
+from mtf_compat import mtf, tf
+from trainer import mesh as mesh_lib
+from trainer.model_fn import build_model, train_graph
+
+
+@dataclasses.dataclass
+class Summary:
+  params: int
+  params_by_role: dict
+  variable_shapes: dict       # master variable name -> shape (for checkpoint checks)
+  seq_maps: list              # (name, shape) of the learned seq x seq maps
+  attention_map_elements: int  # batch·heads·length² per attention-like layer
+  activation_bytes: int       # every forward tensor of one step, summed
+  optimizer_state_bytes: int
+  num_layers: int
+  d_model: int
+  heads: int
+
+  def lines(self):
+    out = ["parameters: %s" % f"{self.params:,}"]
+    for role, n in sorted(self.params_by_role.items(), key=lambda kv: -kv[1]):
+      out.append("  %-10s %s" % (role, f"{n:,}"))
+    if self.seq_maps:
+      shapes = collections.Counter(str(s) for _, s in self.seq_maps)
+      out.append("seq x seq maps: " + ", ".join("%d x %s" % (n, s)
+                                                for s, n in shapes.items()))
+    if self.attention_map_elements:
+      out.append("attention maps: %s elements per layer (batch·heads·length²)"
+                 % f"{self.attention_map_elements:,}")
+    out.append("activation memory per step: %.1f MB" % (self.activation_bytes / 1e6))
+    out.append("optimizer state: %.1f MB" % (self.optimizer_state_bytes / 1e6))
+    return out
+
+
+def summarize(settings):
+  """Builds the graphs in scratch tf.Graphs; validates the layout on the training one.
+
+  Activation memory counts every tensor of one microbatch's forward pass.
+  """
+  shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+  with tf.Graph().as_default():
+    forward = mtf.Graph()
+    mesh = mtf.Mesh(forward, "mesh")
+    model, context, token_shape = build_model(
+        settings, mesh, TRAIN, settings.batch_size // settings.microbatches)
+    tokens = mtf.zeros(mesh, token_shape, tf.int32)
+    model.loss(model.logits(tokens, context), tokens, context)
+  with tf.Graph().as_default():
+    graph = mtf.Graph()
+    mesh = mtf.Mesh(graph, "mesh")
+    model, context, token_shape = build_model(settings, mesh, TRAIN,
+                                              settings.batch_size)
+    tokens = mtf.zeros(mesh, token_shape, tf.int32)
+    global_step = tf.train.get_or_create_global_step()
+    *_, optimizer = train_graph(settings, model, context, tokens, tokens, global_step)
+    mesh_lib.validate_layout(graph, shape, rules)
+
+  by_role = collections.Counter()
+  seq_maps = []
+  for v in graph.trainable_variables:
+    record = variables_lib.record_of(v)
+    by_role[record.role] += v.shape.size
+    if record.role == variables_lib.SEQ_MAP:
+      seq_maps.append((v.name, v.shape.to_integer_list))
+  forward_tensors = [t for op in forward.operations for t in op.outputs]
+  attention = [t for t in forward_tensors
+               if {"length", "memory_length", "batch"} <= set(t.shape.dimension_names)]
+  itemsize = 2 if settings.activation_dtype == "bfloat16" else 4
+  heads = [d.size for v in graph.trainable_variables for d in v.shape.dims
+           if d.name == "heads"]
+  return Summary(
+      params=sum(by_role.values()),
+      params_by_role=dict(by_role),
+      variable_shapes={v.name: v.shape.to_integer_list for v in graph.all_variables},
+      seq_maps=seq_maps,
+      attention_map_elements=max((t.shape.size for t in attention), default=0),
+      activation_bytes=sum(t.shape.size * itemsize for t in forward_tensors),
+      optimizer_state_bytes=optimizer.state_bytes(),
+      num_layers=model.num_layers, d_model=model.d_model,
+      heads=max(heads, default=0))
