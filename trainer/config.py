@@ -1,4 +1,5 @@
 """Gin files and bindings: parsing with clear errors, and the copy kept in model_dir."""
+import logging
 import os
 
 import gin
@@ -9,6 +10,17 @@ from trainer.errors import UserError
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "gin")
 CONFIG_FILE = "config.gin"
+
+
+class _QuietProbes(logging.Filter):
+  """gin probes each search path for an include and logs every miss as an error; a
+  real miss raises IOError, which parse() reports."""
+
+  def filter(self, record):
+    return not record.getMessage().startswith("Path not found")
+
+
+logging.getLogger().addFilter(_QuietProbes())
 
 
 def register_configurables():
