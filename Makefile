@@ -20,6 +20,26 @@ demo: $(STAMP)
 	$(BIN)/mtfzoo eval --model_dir $(RUN_DIR)
 	$(BIN)/mtfzoo sample --model_dir $(RUN_DIR) --prompt "ROMEO:" --length 200 --temperature 0.8 --seed 0
 
+# The seed thread's main comparisons at CPU scale (about 15 minutes), then their plots.
+EXPERIMENTS ?= transformer mixer gmlp mixer_sm3 mixer_adam
+experiments: $(STAMP)
+	for e in $(EXPERIMENTS); do \
+	  $(BIN)/mtfzoo train --gin_file gin/experiments/$$e.gin --model_dir runs/experiments/$$e || exit 1; \
+	done
+	$(BIN)/mtfzoo compare $(addprefix runs/experiments/,$(EXPERIMENTS)) --out report
+
+# Speed and memory of every model in gin/models/, one JSON line each, and a table.
+BENCH_MODELS ?= transformer $(filter-out transformer,$(basename $(notdir $(wildcard gin/models/[!b]*.gin))))
+bench: $(STAMP)
+	mkdir -p bench
+	rm -f bench/bench.jsonl
+	for m in $(BENCH_MODELS); do \
+	  $(BIN)/mtfzoo bench --gin_file gin/models/$$m.gin > bench/last.json || exit 1; \
+	  sed "s/^{/{\"model\": \"$$m\", /" bench/last.json >> bench/bench.jsonl; \
+	done
+	$(BIN)/python -m trainer.bench bench/bench.jsonl > bench/bench.md
+	cat bench/bench.md
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

@@ -120,3 +120,26 @@ def bench(settings, warmup=5, steps=20):
       "machine_matmul_flops": matmul_flops,
       "mfu": tokens_per_sec * flops_per_token / matmul_flops,
   }
+
+
+def markdown_table(records):
+  """bench records (one per model) -> a markdown table with ratios to the first."""
+  base = records[0]
+  rows = ["| model | params | tokens/s | × %s | MFU | peak RSS (MB) | "
+          "optimizer state (MB) | seq² map / attention map elements per layer |"
+          % base["model"], "|---|---:|---:|---:|---:|---:|---:|---:|"]
+  for r in records:
+    rows.append("| %s | %s | %.0f | %.2f | %.2f | %.0f | %.2f | %s / %s |" % (
+        r["model"], f"{r['params']:,}", r["tokens_per_sec"],
+        r["tokens_per_sec"] / base["tokens_per_sec"], r["mfu"],
+        r["peak_rss_bytes"] / 1e6, r["optimizer_state_bytes"] / 1e6,
+        f"{r['seq_map_elements_per_layer']:,}",
+        f"{r['attention_map_elements_per_layer']:,}"))
+  return "\n".join(rows)
+
+
+if __name__ == "__main__":
+  import json
+  import sys
+  with open(sys.argv[1]) as f:
+    print(markdown_table([json.loads(line) for line in f if line.strip()]))

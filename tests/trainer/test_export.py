@@ -1,0 +1,95 @@
+"""Export: a SavedModel that generates text with plain TensorFlow, and a full .npz."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mtf_compat import tf
+from tests import cli_testing as cli
+
+LOAD_AND_GENERATE = r"""
+import json, os, sys
+repo = os.path.realpath(sys.argv[1])
+sys.path = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != repo]
+try:
+  import trainer  # noqa: F401
+  sys.exit("the project is still importable")
+except ImportError:
+  pass
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[2]).signatures["serving_default"]
+texts = serve(prompt=tf.constant(json.loads(sys.argv[3])))["text"].numpy()
+print(json.dumps([t.decode("utf-8", "replace") for t in texts]))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  base = tmp_path_factory.mktemp("export")
+  window = b"But, soft! what l"
+  text = (b"What light through yonder window breaks? " * 4)[:153] + window
+  (base / "corpus.txt").write_bytes(text)
+  cli.train(base / "run", "run.corpus = '%s'" % (base / "corpus.txt"),
+            "run.train_steps = 4", "run.batch_size = 1")
+  cli.mtfzoo("export", "--model_dir", base / "run", "--export_dir", base / "saved",
+             "--temperature", "0", "--length", "24")
+  return base
+
+
+@pytest.mark.slow
+def test_saved_model_generates_what_sample_generates_without_the_project(exported):
+  prompts = ["ROMEO:", "What light"]
+  result = subprocess.run(
+      [sys.executable, "-c", LOAD_AND_GENERATE, cli.REPO, exported / "saved",
+       json.dumps(prompts)], capture_output=True, text=True, cwd=exported,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 0, result.stderr[-2000:]
+  served = json.loads(result.stdout.strip().splitlines()[-1])
+  for prompt, text in zip(prompts, served):
+    sampled = cli.mtfzoo("sample", "--model_dir", exported / "run", "--prompt", prompt,
+                         "--temperature", "0", "--length", "24").stdout
+    assert sampled == prompt + text + "\n"
+
+
+@pytest.mark.slow
+def test_npz_holds_every_variable_in_full_and_reproduces_the_checkpoint_loss(exported):
+  # The held-out split is one 17-byte window: `eval` with batch 1 is the loss on it.
+  bpc = float(cli.mtfzoo("eval", "--model_dir", exported / "run").stdout.split()[-1])
+  values = dict(np.load(exported / "saved" / "variables.npz"))
+  checkpoint = tf.train.latest_checkpoint(str(exported / "run"))
+  for name, shape in tf.train.list_variables(checkpoint):
+    assert list(values[name].shape) == list(shape)
+
+  from models.gpt import GPT  # pylint: disable=g-import-not-at-top
+  from tests.mtf_testing import MtfRunner  # pylint: disable=g-import-not-at-top
+  from trainer import config  # pylint: disable=g-import-not-at-top
+  config.parse(base_config=config.saved_config(str(exported / "run")))
+  window = np.frombuffer(b"But, soft! what l", np.uint8).astype(np.int32)[None]
+  with tf.Graph().as_default():
+    r = MtfRunner(batch=1, length=16, d_model=32)
+    model = GPT()
+    loss = model.loss(model.logits(r.constant(window[:, :-1], ["batch", "length"],
+                                              tf.int32), r.context),
+                      r.constant(window[:, 1:], ["batch", "length"], tf.int32),
+                      r.context)
+    r.lower()
+    masters = {v.op.name: v for v in tf.global_variables()}
+    for v in r.graph.all_variables:
+      masters[v.name].load(values[v.name], r.session)
+    r.session.run(r.lowering.copy_masters_to_slices())
+    npz_bpc = r.run(loss) / np.log(2)
+  assert npz_bpc == pytest.approx(bpc, abs=1e-4)
+
+
+def test_export_errors_are_one_line_and_exit_2(exported, tmp_path):
+  no_checkpoint = cli.mtfzoo("export", "--model_dir", tmp_path / "none", "--export_dir",
+                             tmp_path / "e1", check=False)
+  negative = cli.mtfzoo("export", "--model_dir", exported / "run", "--export_dir",
+                        tmp_path / "e2", "--temperature", "-0.5", check=False)
+  for result, named in ((no_checkpoint, "config.gin"), (negative, "temperature")):
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and named in lines[0]
+  assert not os.path.exists(tmp_path / "e1") and not os.path.exists(tmp_path / "e2")
