@@ -32,7 +32,8 @@ def run_config(settings, model_dir, seed=None, tpu_flags=None):
   if settings.use_tpu:
     kwargs["cluster"] = tpu_cluster(tpu_flags)
   else:
-    kwargs["session_config"] = mesh_lib.session_config(shape.size)
+    kwargs["session_config"] = mesh_lib.session_config(
+        shape.size, settings.intra_op_threads, settings.inter_op_threads)
   return tf.estimator.tpu.RunConfig(**kwargs)
 
 

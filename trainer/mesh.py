@@ -66,7 +66,7 @@ def session_config(num_devices, intra_op_threads=0, inter_op_threads=0):
   config = tf.ConfigProto(device_count={"CPU": max(1, num_devices)},
                           intra_op_parallelism_threads=intra_op_threads,
                           inter_op_parallelism_threads=inter_op_threads,
-                          allow_soft_placement=False)
+                          allow_soft_placement=True)
   return config
 
 

@@ -24,6 +24,8 @@ class Run:
     float32).
   microbatches: splits each step's batch into this many serial microbatches whose
     gradients are summed (same update, a fraction of the activation memory).
+  intra_op_threads / inter_op_threads: TF's thread pools on CPU; 0 lets TF use every
+    core of the host (the default, right for 2 and for 96 cores alike).
   nan_at_step: poisons that step's gradient with NaN (to test the guard); -1 never.
   """
   train_steps: int = 1000
@@ -45,6 +47,8 @@ class Run:
   keep_checkpoints: int = 5
   data_dir: Optional[str] = None
   microbatches: int = 1
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
   nan_at_step: int = -1
 
   def __post_init__(self):
