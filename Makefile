@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/mtfzoo sample --model_dir $(RUN_DIR) --prompt "ROMEO:" --length 200 --temperature 0.8 --seed 0
 
 # The seed thread's main comparisons at CPU scale (about 15 minutes), then their plots.
-EXPERIMENTS ?= transformer mixer gmlp mixer_sm3 mixer_adam
+EXPERIMENTS ?= transformer mixer gmlp mixer_sm3
 experiments: $(STAMP)
 	for e in $(EXPERIMENTS); do \
 	  $(BIN)/mtfzoo train --gin_file gin/experiments/$$e.gin --model_dir runs/experiments/$$e || exit 1; \

@@ -9,8 +9,13 @@ def tpu_cluster(tpu_flags):
   """The Cloud TPU to run on, from --tpu/--zone/--project."""
   if not tpu_flags or not tpu_flags.get("tpu"):
     raise UserError("run.use_tpu=True needs --tpu (the TPU name or grpc:// address)")
-  return tf.distribute.cluster_resolver.TPUClusterResolver(
-      tpu_flags["tpu"], zone=tpu_flags.get("zone"), project=tpu_flags.get("project"))
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        tpu_flags["tpu"], zone=tpu_flags.get("zone"), project=tpu_flags.get("project"))
+    resolver.master()  # a TPU name is looked up here, so a failure names --tpu
+  except (RuntimeError, ValueError) as e:  # e.g. a TPU name without Google's API client
+    raise UserError("--tpu %r: %s" % (tpu_flags["tpu"], str(e).strip().splitlines()[0]))
+  return resolver
 
 
 def run_config(settings, model_dir, seed=None, tpu_flags=None):

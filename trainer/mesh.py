@@ -18,6 +18,10 @@ def parse(mesh_shape, layout_rules):
   except (ValueError, TypeError) as e:
     raise UserError("run.layout_rules %r is not 'tensor_dim:mesh_dim,...' (%s)"
                     % (layout_rules, e))
+  for d in shape.dims:
+    if d.size < 1:
+      raise UserError("run.mesh_shape %r: mesh axis %s has size %d; sizes must be "
+                      "positive" % (mesh_shape, d.name, d.size))
   mesh_names = set(shape.dimension_names)
   for tensor_dim, mesh_dim in sorted(rules._pairs):  # pylint: disable=protected-access
     if mesh_dim not in mesh_names:
@@ -80,6 +84,11 @@ def simd_impl(shape, rules, tpu_context):
   import mesh_tensorflow.simd_mesh_impl as simd  # pylint: disable=g-import-not-at-top
   device_assignment = tpu_context.device_assignment
   physical_shape = list(device_assignment.topology.mesh_shape)
+  num_cores = mtf.list_product([int(n) for n in physical_shape])
+  if shape.size != num_cores:
+    raise UserError("run.mesh_shape '%s' has %d devices but the TPU has %d cores"
+                    % (",".join("%s:%d" % (d.name, d.size) for d in shape.dims),
+                       shape.size, num_cores))
   logical_to_physical = simd.auto_logical_to_physical_tpu(shape.to_integer_list,
                                                           physical_shape)
   return simd.SimdMeshImpl(shape, rules, [""] * shape.size, device_assignment,

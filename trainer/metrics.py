@@ -51,8 +51,9 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
   """Fetches the step's loss, gradient norm and learning rate, appends them to
   metrics.jsonl every `log_every` steps, and prints a progress line every few seconds.
 
-  It is also a checkpoint listener: records are flushed after every checkpoint, so
-  metrics.jsonl always covers at least every step up to the latest checkpoint.
+  It is also a checkpoint listener: records are flushed before every checkpoint is
+  written, so metrics.jsonl always covers at least every step up to the latest
+  checkpoint, even if the process dies right after the checkpoint is committed.
   """
 
   def __init__(self, model_dir, tensors, start_step, train_steps, tokens_per_step,
@@ -127,7 +128,7 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
       self.pending = False
     self.last_flush = time.time()
 
-  def after_save(self, session, global_step_value):
+  def before_save(self, session, global_step_value):
     self.flush()
 
   def end(self, session, global_step_value=None):  # hook and listener signatures

@@ -32,8 +32,11 @@ def build_model(settings, mesh, mode, batch):
 
 
 def is_finite(x):
-  """True unless x is NaN or ±Inf (x·0 is 0 only for finite x)."""
-  return mtf.equal(x * 0.0, mtf.zeros_like(x))
+  """True unless x is NaN or ±Inf.
+
+  Not `x·0 == 0`: TF's graph optimizer folds x·0 to 0, so NaN·0 == 0 held.
+  """
+  return mtf.cwise(tf.math.is_finite, [x], output_dtype=tf.bool)
 
 
 def train_graph(settings, model, context, inputs, targets, global_step):
@@ -47,8 +50,9 @@ def train_graph(settings, model, context, inputs, targets, global_step):
   variables = mesh.graph.trainable_variables
   poison = None
   if settings.nan_at_step >= 0:  # a test knob: this step's loss (and grads) are NaN
+    # Step s is the update from global_step s - 1 to s, as metrics.jsonl numbers it.
     poison = mtf.import_fully_replicated(
-        mesh, tf.where(tf.equal(global_step, settings.nan_at_step), math.nan, 1.0),
+        mesh, tf.where(tf.equal(global_step + 1, settings.nan_at_step), math.nan, 1.0),
         mtf.Shape([]))
 
   def microbatch_loss(features):
@@ -131,14 +135,17 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
     tf_finite = lowering.export_to_tf_tensor(finite)
     skipped = tf.get_variable("nonfinite_steps", [], tf.int64, tf.zeros_initializer(),
                               trainable=False)
-    train_op = tf.group(
-        [lowering.lowered_operation(op) for op in update_ops]
-        + [tf.assign_add(global_step, 1),
-           tf.assign_add(skipped, tf.cast(tf.logical_not(tf_finite), tf.int64))])
+    update = tf.group([lowering.lowered_operation(op) for op in update_ops])
+    # The counters move after the update, so the schedule and run.nan_at_step read
+    # this step's global_step, and skipped_steps is fetched with this step counted.
+    with tf.control_dependencies([update]):
+      skipped_now = tf.assign_add(skipped,
+                                  tf.cast(tf.logical_not(tf_finite), tf.int64))
+      train_op = tf.group(tf.assign_add(global_step, 1), skipped_now)
     tensors = {"loss": tf_loss,
                "grad_norm": lowering.export_to_tf_tensor(grad_norm),
                "learning_rate": lowering.export_to_tf_tensor(learning_rate),
-               "finite": tf_finite, "skipped_steps": skipped}
+               "finite": tf_finite, "skipped_steps": skipped_now}
     saver = tf.train.Saver(tf.global_variables(), sharded=True,
                            max_to_keep=settings.keep_checkpoints,
                            save_relative_paths=True)
