@@ -11,7 +11,7 @@ from trainer import checkpoints
 from trainer import config
 from trainer import metrics
 from trainer import model_summary
-from trainer.estimator import make_estimator
+from trainer.estimator import make_estimator, tpu_cluster
 from trainer.errors import UserError
 
 
@@ -51,6 +51,8 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
     raise UserError("model: %s" % str(e).strip().splitlines()[0])
   checkpoints.check_compatible(model_dir, summary.variable_shapes)
   check_corpus(settings)
+  if settings.use_tpu:
+    tpu_cluster(tpu_flags)  # a bad --tpu is reported before anything is written
   train_manifest = shards(settings, model_dir, "train")
   eval_manifest = shards(settings, model_dir, "eval")
   config.save(model_dir)
@@ -72,6 +74,8 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
       stop = min(stop, (step // settings.eval_every + 1) * settings.eval_every)
 
     def hooks(tensors, start=step):
+      if settings.use_tpu:  # tensors inside the TPU loop reach the host via host_call
+        return []
       return [metrics.MetricsHook(
           model_dir, tensors, start, settings.train_steps, tokens_per_step,
           log_every=settings.log_every,

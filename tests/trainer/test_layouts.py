@@ -1,0 +1,313 @@
+"""Mesh layouts: the same losses on every CPU layout, clear errors for bad layouts, and
+the TPU pieces (SIMD mesh, variable placement, RunConfig) built on CPU."""
+import json
+import os
+import subprocess
+import sys
+
+from absl import flags
+import gin
+import numpy as np
+import pytest
+
+from layers.context import TRAIN
+from mtf_compat import mtf, tf
+from tests import cli_testing as cli
+from trainer import config
+from trainer import estimator
+from trainer import mesh as mesh_lib
+from trainer.errors import UserError
+from trainer.model_fn import build_model, train_graph
+from trainer.run import Run
+
+MODELS = ("transformer", "mixer", "gmlp", "shared_attention")
+LAYOUTS = ("single", "dp2", "mp2", "dp2_mp2")
+STEPS = 3
+MODEL_FILES = sorted(f[:-len(".gin")] for f in os.listdir(os.path.join(cli.REPO, "gin",
+                                                                         "models"))
+                     if f.endswith(".gin"))
+
+# `mtfzoo train` run many times in one process through the console script's entry point
+# (trainer.cli:main), so the 16 runs share one TensorFlow import.
+TRAIN_MANY = """
+import json, sys
+from absl import flags
+from trainer import cli
+codes = []
+for argv in json.loads(sys.argv[1]):
+  flags.FLAGS.unparse_flags()
+  codes.append(cli.main(["mtfzoo"] + argv))
+print("exit codes: " + json.dumps(codes))
+"""
+
+
+@pytest.fixture(autouse=True)
+def clear_gin_config():
+  yield
+  gin.clear_config()
+
+
+# --------------------------------------------------------------------------------------
+# Same seed, same losses on every layout.
+
+
+def run_name(model, layout):
+  return "%s_%s" % (model, layout)
+
+
+@pytest.fixture(scope="module")
+def layout_runs(tmp_path_factory):
+  """Trains every model of MODELS under every layout of LAYOUTS for STEPS steps."""
+  base = tmp_path_factory.mktemp("layouts")
+  corpus = cli.write_corpus(base / "corpus.txt")
+  runs = []
+  for model in MODELS:
+    for layout in LAYOUTS:
+      argv = ["train", "--gin_file", "gin/models/%s.gin" % model,
+              "--gin_file", "gin/layouts/%s.gin" % layout,
+              "--model_dir", str(base / run_name(model, layout))]
+      argv += cli.gin_params("run.corpus = '%s'" % corpus,
+                             "run.data_dir = '%s'" % (base / "data"),  # shards once
+                             "run.train_steps = %d" % STEPS,
+                             "run.steps_per_checkpoint = 1000", "run.eval_steps = 1")
+      runs.append(argv)
+  result = subprocess.run([sys.executable, "-c", TRAIN_MANY, json.dumps(runs)],
+                          capture_output=True, text=True, cwd=cli.REPO, timeout=900)
+  codes_line = [l for l in result.stdout.splitlines() if l.startswith("exit codes: ")]
+  assert result.returncode == 0 and codes_line, result.stderr[-3000:]
+  assert json.loads(codes_line[0][len("exit codes: "):]) == [0] * len(runs), (
+      result.stderr[-3000:])
+  return base
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", LAYOUTS[1:])
+@pytest.mark.parametrize("model", MODELS)
+def test_same_seed_gives_the_same_losses_on_every_layout(model, layout, layout_runs):
+  single = cli.metrics(layout_runs / run_name(model, "single"))
+  split_dir = layout_runs / run_name(model, layout)
+  split = cli.metrics(split_dir)
+  assert [r["step"] for r in single] == [r["step"] for r in split] == [1, 2, 3]
+  # The run really used the layout's mesh.
+  mesh_shape = {"dp2": "data:2", "mp2": "model:2", "dp2_mp2": "data:2,model:2"}[layout]
+  assert "run.mesh_shape = '%s'" % mesh_shape in (split_dir / "config.gin").read_text()
+  np.testing.assert_allclose([r["loss"] for r in split], [r["loss"] for r in single],
+                             rtol=1e-5)
+  np.testing.assert_allclose([r["grad_norm"] for r in split],
+                             [r["grad_norm"] for r in single], rtol=1e-5)
+  # The updates did something: the same numbers are not just three initial losses.
+  assert single[0]["loss"] != single[-1]["loss"]
+
+
+# --------------------------------------------------------------------------------------
+# Layouts a user can get wrong (tests/trainer/test_errors.py covers a layout that does
+# not divide and a layout naming an axis the mesh lacks).
+
+BAD_LAYOUTS = {
+    "two weight dims on one mesh axis": (
+        "model:2", "d_ff:model,d_model:model",
+        ["d_model", "d_ff", "mesh axis model"]),
+    "batch and heads on one mesh axis": (
+        "model:2", "batch:model,heads:model", ["batch", "heads", "mesh axis model"]),
+    "mesh axis of size 0": ("data:0", "batch:data", ["run.mesh_shape", "data"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LAYOUTS))
+def test_bad_layout_is_one_line_exit_2_naming_the_culprit(case, tmp_path):
+  mesh_shape, layout, named = BAD_LAYOUTS[case]
+  corpus = cli.write_corpus(tmp_path / "corpus.txt")
+  result = cli.train(tmp_path / "run", "run.corpus = '%s'" % corpus,
+                     "run.mesh_shape = '%s'" % mesh_shape,
+                     "run.layout_rules = '%s'" % layout, check=False)
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert len(lines) == 1, result.stderr[-2000:]
+  for text in named:
+    assert text in lines[0]
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_mesh_larger_than_the_visible_gpus_is_a_user_error(monkeypatch):
+  monkeypatch.setattr(tf.config, "list_physical_devices",
+                      lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+  with pytest.raises(UserError, match="run.mesh_shape has 4 devices but 1 GPUs"):
+    mesh_lib.local_devices(4)
+  assert mesh_lib.local_devices(1) == ["/device:GPU:0"]
+
+
+# --------------------------------------------------------------------------------------
+# TPU pieces, built on CPU.
+
+LAYOUT_FILE = {"v3_8": "gin/layouts/v3_8.gin", "v3_32": "gin/layouts/v3_32.gin"}
+# (chips along x, chips along y, hosts); two cores per chip.
+TOPOLOGY = {"v3_8": (2, 2, 1), "v3_32": (4, 4, 4)}
+
+
+def v3_topology(x, y, hosts):
+  """A Cloud TPU v3 topology: x·y chips of 2 cores, mesh_shape [x, y, 1, 2]."""
+  coordinates = [(i, j, 0, core) for j in range(y) for i in range(x) for core in (0, 1)]
+  return tf.tpu.experimental.Topology(
+      mesh_shape=[x, y, 1, 2],
+      device_coordinates=np.array(coordinates, np.int32).reshape(hosts, -1, 4))
+
+
+class FakeTPUContext:
+  """What the model_fn reads from params['context'] under a TPUEstimator."""
+
+  def __init__(self, name):
+    topology = v3_topology(*TOPOLOGY[name])
+    self.device_assignment = tf.tpu.experimental.DeviceAssignment.build(
+        topology, num_replicas=topology.num_tasks * topology.num_tpus_per_task)
+    self.num_hosts = topology.num_tasks
+
+  def tpu_host_placement_function(self, host_id):
+    return "/job:worker/task:%d/device:CPU:0" % host_id
+
+
+@pytest.fixture
+def absl_flags():
+  """mtf's SIMD mesh reads absl flags (logical_cores_per_chip), which the CLI parses."""
+  was_parsed = flags.FLAGS.is_parsed()
+  if not was_parsed:
+    flags.FLAGS.mark_as_parsed()
+  yield
+  if not was_parsed:
+    flags.FLAGS.unparse_flags()
+
+
+def tpu_settings(layout, model_file="transformer"):
+  """The layout file over a model file at the quickstart's batch and context."""
+  config.parse(["gin/models/%s.gin" % model_file, LAYOUT_FILE[layout]],
+               ["run.batch_size = 32", "run.sequence_length = 128"])
+  return Run()
+
+
+def test_the_simd_mesh_module_imports_with_the_shim():
+  # pylint: disable=g-import-not-at-top
+  import mesh_tensorflow.simd_mesh_impl as simd
+  from tensorflow.python.framework import ops
+  from tensorflow.python.framework import tensor_conversion_registry as registry
+  assert simd.SimdMeshImpl.__module__ == "mesh_tensorflow.simd_mesh_impl"
+  assert (ops.register_tensor_conversion_function
+          is registry.register_tensor_conversion_function)
+
+
+def test_mesh_tensorflow_does_not_import_without_the_shim():
+  result = subprocess.run(
+      [sys.executable, "-c", "import mesh_tensorflow"], capture_output=True, text=True,
+      cwd=cli.REPO, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode != 0
+  assert "register_tensor_conversion_function" in result.stderr
+
+
+@pytest.mark.parametrize("layout,mesh_shape,slices", [
+    ("v3_8", [4, 2], [8, 128, 2, 32]), ("v3_32", [8, 4], [4, 128, 1, 32])])
+def test_simd_mesh_of_a_v3_tpu_layout(layout, mesh_shape, slices, absl_flags):
+  settings = tpu_settings(layout)
+  assert settings.use_tpu and settings.activation_dtype == "bfloat16"
+  shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+  impl = mesh_lib.simd_impl(shape, rules, FakeTPUContext(layout))
+  import mesh_tensorflow.simd_mesh_impl as simd  # pylint: disable=g-import-not-at-top
+  assert isinstance(impl, simd.SimdMeshImpl)
+  assert impl.shape == shape and shape.to_integer_list == mesh_shape
+  cores = int(np.prod(mesh_shape))
+  assert sorted(impl.l2p(i) for i in range(cores)) == list(range(cores))
+  # Attention's [batch 32, length 128, heads 4, d_head 32] on each core.
+  dims = [mtf.Dimension("batch", 32), mtf.Dimension("length", 128),
+          mtf.Dimension("heads", 4), mtf.Dimension("d_head", 32)]
+  assert impl.slice_shape(mtf.Shape(dims)) == slices
+
+
+def test_simd_mesh_larger_than_the_tpu_is_a_user_error(absl_flags):
+  settings = tpu_settings("v3_32")
+  shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+  with pytest.raises(UserError, match="'data:8,model:4' has 32 devices but the TPU has "
+                     "8 cores"):
+    mesh_lib.simd_impl(shape, rules, FakeTPUContext("v3_8"))
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUT_FILE))
+def test_every_model_file_builds_a_valid_training_graph_for_a_tpu_layout(layout):
+  for model_file in MODEL_FILES:
+    settings = tpu_settings(layout, model_file)
+    shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+    with tf.Graph().as_default():
+      graph = mtf.Graph()
+      mesh = mtf.Mesh(graph, "mesh",
+                      mesh_lib.tpu_variable_placer(FakeTPUContext(layout)))
+      model, context, token_shape = build_model(settings, mesh, TRAIN,
+                                                settings.batch_size)
+      tokens = mtf.zeros(mesh, token_shape, tf.int32)
+      train_graph(settings, model, context, tokens, tokens,
+                  tf.train.get_or_create_global_step())
+      mesh_lib.validate_layout(graph, shape, rules)  # raises UserError if invalid
+      split = {d.name for op in graph.operations for t in op.outputs
+               for d in t.shape.dims if rules.tensor_dimension_to_mesh_axis(d, shape)
+               is not None}
+      assert {"batch", "vocab"} <= split, model_file
+      assert context.activation_dtype == tf.bfloat16
+      for v in graph.all_variables:
+        assert v.master_dtype == tf.float32 and v.slice_dtype == tf.float32, v.name
+
+
+def test_tpu_variable_placer_balances_masters_over_the_hosts():
+  context = FakeTPUContext("v3_32")
+  assert context.num_hosts == 4
+  with tf.Graph().as_default():
+    mesh = mtf.Mesh(mtf.Graph(), "mesh", mesh_lib.tpu_variable_placer(context))
+    sizes = [40, 10, 20, 30, 5]
+    devices = [mtf.get_variable(mesh, "v%d" % i, [mtf.Dimension("a", n)])
+               .operation.get_master().device for i, n in enumerate(sizes)]
+  # Each variable goes to the host holding the fewest elements so far.
+  assert devices == ["/job:worker/task:%d/device:CPU:0" % h for h in (0, 1, 2, 3, 1)]
+
+
+def test_run_config_on_tpu_needs_tpu_flag():
+  settings = Run(use_tpu=True, mesh_shape="data:4,model:2", layout_rules="batch:data")
+  for flags_given in (None, {"tpu": None, "zone": "z", "project": "p"}):
+    with pytest.raises(UserError, match="--tpu"):
+      estimator.run_config(settings, "/tmp/unused", tpu_flags=flags_given)
+
+
+def test_tpu_cluster_passes_name_zone_and_project(monkeypatch):
+  calls = []
+
+  class Resolver:
+    def __init__(self, *args, **kwargs):
+      calls.append((args, kwargs))
+
+    def master(self):
+      return "grpc://10.0.0.3:8470"
+
+  monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", Resolver)
+  resolver = estimator.tpu_cluster({"tpu": "my-tpu", "zone": "europe-west4-a",
+                                    "project": "proj"})
+  assert isinstance(resolver, Resolver)
+  assert calls == [(("my-tpu",), {"zone": "europe-west4-a", "project": "proj"})]
+
+
+# The pinned stack has no Google API client, which TF needs to look a TPU name up.
+def test_tpu_name_without_the_google_api_client_is_a_user_error():
+  with pytest.raises(UserError, match="--tpu 'my-tpu': Missing runtime dependency"):
+    estimator.tpu_cluster({"tpu": "my-tpu", "zone": "z", "project": "p"})
+
+
+def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address(tmp_path):
+  # A grpc:// address needs no Cloud API look-up, so the real resolver is built offline.
+  settings = tpu_settings("v3_8")
+  tpu_flags = {"tpu": "grpc://127.0.0.1:8470", "zone": None, "project": None}
+  config_ = estimator.run_config(settings, str(tmp_path), tpu_flags=tpu_flags)
+  assert config_.master == "grpc://127.0.0.1:8470"
+  assert config_.tpu_config.iterations_per_loop == 100
+  assert config_.tpu_config.num_cores_per_replica == 1
+  assert (config_.tpu_config.per_host_input_for_training
+          == tf.estimator.tpu.InputPipelineConfig.BROADCAST)
+  assert config_.save_checkpoints_steps is None
+  assert config_.save_checkpoints_secs is None
+  # The CPU-only virtual devices are not requested on a TPU.
+  assert not config_.session_config.device_count
+  # The estimator is the TPU one (built, not run: there is no TPU here).
+  tpu_estimator = estimator.make_estimator(settings, str(tmp_path), tpu_flags=tpu_flags)
+  assert isinstance(tpu_estimator, tf.estimator.tpu.TPUEstimator)
+  assert tpu_estimator.config.master == "grpc://127.0.0.1:8470"
