@@ -47,7 +47,6 @@ def train_graph(settings, model, context, inputs, targets, global_step):
   Returns (loss, update_ops, grad_norm, learning_rate, finite, optimizer), mtf objects.
   """
   mesh = context.mesh
-  variables = mesh.graph.trainable_variables
   poison = None
   if settings.nan_at_step >= 0:  # a test knob: this step's loss (and grads) are NaN
     # Step s is the update from global_step s - 1 to s, as metrics.jsonl numbers it.
@@ -70,9 +69,9 @@ def train_graph(settings, model, context, inputs, targets, global_step):
     loss = outputs["loss"]
   else:
     loss = microbatch_loss(features)["loss"]
-    variables = mesh.graph.trainable_variables
-    grads = mtf.gradients([loss], [v.outputs[0] for v in variables])
-  variables = mesh.graph.trainable_variables
+    grads = mtf.gradients([loss], [v.outputs[0] for v in
+                                   mesh.graph.trainable_variables])
+  variables = mesh.graph.trainable_variables  # complete now that the model is built
   grads, grad_norm = optimizers.GradientClipping()(grads, variables)
   lr_tf = optimizers.learning_rate_schedule(global_step, settings.train_steps)
   learning_rate = mtf.import_fully_replicated(mesh, tf.cast(lr_tf, tf.float32),
