@@ -32,7 +32,7 @@ class Container:
       return mtf.einsum([x, w], reduced_dims=[d_model])
 
     q, k, v = project("q"), project("k"), project("v")
-    logits = mtf.einsum([q, context.to_memory(k)], reduced_dims=[d_head])
+    logits = mtf.einsum([q, context.memory(k)], reduced_dims=[d_head])
     attention = causal_softmax(logits * (1.0 / math.sqrt(d_head.size)), context)
     w = variables.seq_map(context, "static_map",
                           [heads, context.length, context.memory_length])

@@ -1,7 +1,17 @@
-"""What every layer is told when it is called: mesh, mode, dimensions and dtypes."""
+"""What every layer is told when it is called: mesh, mode, dimensions and dtypes,
+and, when decoding one byte at a time, the position and the memories of past steps."""
 from mtf_compat import mtf, tf
 
 TRAIN, EVAL, PREDICT = "train", "eval", "predict"
+
+
+def pick(x, dim, index):
+  """x[..., index, ...] along dim, for an integer mtf index (broadcast over rows).
+
+  A one-hot product rather than a gather, so it works whichever mesh axis splits dim.
+  """
+  at = mtf.cast(mtf.equal(mtf.range(x.mesh, dim, tf.int32), index), x.dtype)
+  return mtf.reduce_sum(x * at, reduced_dim=dim)
 
 
 class Context:
@@ -11,6 +21,14 @@ class Context:
   `d_model`, `heads`, `d_head`, `d_ff`, `vocab`) to `mtf.Dimension`s. Layers create
   their own dimensions (e.g. their own `heads`) when they need different sizes, but
   always under these names so the layout rules apply to them.
+
+  Incremental decoding (models/sampling.py) calls the model twice. The prefill call
+  (`start_prefill`) runs over whole windows as usual and records every memory a layer
+  builds with `memory(x)`: attention's keys and values, the inputs of seq² maps. Each
+  decoding step (`start_step`) then runs on one position for every row: x has no
+  `length` axis, `memory(x)` writes x into the recorded memory at that position, and
+  `causal_mask`, `at_position` give the position's row of every [length, ..] map.
+  Layers call `memory` in the same order on every call, which is how each finds its own.
   """
 
   def __init__(self, mesh, mode, dims, num_layers, activation_dtype=tf.float32):
@@ -22,6 +40,9 @@ class Context:
     # Master weights and optimizer state stay float32 whatever the activations are.
     self.variable_dtype = mtf.VariableDType(tf.float32, tf.float32, activation_dtype)
     self.layer_index = 0
+    self.position = None    # decoding: an int32 scalar, the position of every row
+    self.memories_in = None  # decoding: the memories after the previous step
+    self.memories = None     # prefill and decoding: the memories of this call
 
   @property
   def train(self):
@@ -41,13 +62,49 @@ class Context:
   def memory_length(self):
     return self.dims["memory_length"]
 
-  def to_memory(self, x):
-    """Renames `length` to `memory_length`: the key side of a seq x seq map."""
-    return mtf.replace_dimensions(x, self.length, self.memory_length)
+  @property
+  def decoding(self):
+    return self.position is not None
+
+  def start_prefill(self):
+    """The next model call runs over whole windows and records its memories."""
+    self.position, self.memories_in, self.memories = None, None, []
+
+  def start_step(self, position, memories):
+    """The next model call decodes `position` given the memories of the last call."""
+    self.position, self.memories_in, self.memories = position, list(memories), []
+
+  def stop_decoding(self):
+    """Back to whole windows, recording nothing."""
+    self.position, self.memories_in, self.memories = None, None, None
+
+  def memory(self, x):
+    """x over `memory_length`: the key side of a seq x seq map.
+
+    Over whole windows, x's `length` is renamed. When decoding, x is the current
+    position's value; it is written into this layer's memory, which is returned.
+    """
+    if not self.decoding:
+      memory = mtf.replace_dimensions(x, self.length, self.memory_length)
+    else:
+      memory = self.memories_in[len(self.memories)]
+      here = mtf.equal(mtf.range(self.mesh, self.memory_length, tf.int32), self.position)
+      memory = mtf.where(here, x, memory, output_shape=memory.shape)
+    if self.memories is not None:
+      self.memories.append(memory)
+    return memory
+
+  def at_position(self, x):
+    """x itself, or when decoding, x's row at the current position (if it has rows)."""
+    if self.decoding and self.length in x.shape.dims:
+      return pick(x, self.length, self.position)
+    return x
 
   def causal_mask(self, dtype=None):
-    """M[length i, memory_length j] = 1 where j <= i, else 0."""
-    query = mtf.range(self.mesh, self.length, tf.int32)
+    """M[length i, memory_length j] = 1 where j <= i, else 0 (row i = the position
+    when decoding)."""
+    query = self.position if self.decoding else mtf.range(self.mesh, self.length,
+                                                          tf.int32)
     key = mtf.range(self.mesh, self.memory_length, tf.int32)
     return mtf.cast(mtf.less_equal(key, query), dtype or self.activation_dtype)
 

@@ -55,7 +55,7 @@ class GMLP:
     w = variables.seq_map(context, "spatial", [context.length, context.memory_length])
     b = variables.variable(context, "spatial_bias", [context.length],
                            tf.ones_initializer(), variables.BIAS)
-    s = apply_map(causal_map(w, context), v, context) + b
+    s = apply_map(causal_map(w, context), v, context) + context.at_position(b)
     gated = u * activation(self.gate)(s)
     w_out = variables.weight(context, "out", [d_ff, d_model], ["d_ff"],
                              output_projection=True)

@@ -9,12 +9,13 @@ FORMS = ("mixer", "softmax")
 
 def causal_map(w, context):
   """W ⊙ M: entries j > i are multiplied by 0, so they get exactly zero gradient."""
-  return w * context.causal_mask()
+  return context.at_position(w) * context.causal_mask()
 
 
 def causal_softmax(logits, context):
   """softmax_j(logits + log M) over memory_length (masked weights are exactly 0)."""
-  return mtf.softmax(logits + context.causal_bias(), context.memory_length)
+  return mtf.softmax(context.at_position(logits) + context.causal_bias(),
+                     context.memory_length)
 
 
 def apply_map(a, x, context):
@@ -23,7 +24,7 @@ def apply_map(a, x, context):
   a is [.., length, memory_length] with no batch axis (a learned map) or with one (a map
   computed per example); its other axes (heads) must be axes of x.
   """
-  return mtf.einsum([a, context.to_memory(x)], output_shape=x.shape)
+  return mtf.einsum([a, context.memory(x)], output_shape=x.shape)
 
 
 @gin.configurable

@@ -36,7 +36,11 @@ class GPT:
     self.recompute_blocks = recompute_blocks
 
   def logits(self, tokens, context):
-    """tokens: int32 [batch, length] -> logits [batch, length, vocab]."""
+    """tokens: int32 [batch, length] -> logits [batch, length, vocab].
+
+    When the context is decoding, tokens is [batch] (the bytes at its position) and
+    the logits are [batch, vocab].
+    """
     d_model = context.dims["d_model"]
     vocab = context.dims["vocab"]
     init = variables.normal_initializer(self.embedding_stddev)
@@ -44,7 +48,7 @@ class GPT:
                                    variables.EMBEDDING)
     positions = variables.variable(context, "position_embedding",
                                    [context.length, d_model], init, variables.EMBEDDING)
-    x = mtf.gather(embedding, tokens, vocab) + positions
+    x = mtf.gather(embedding, tokens, vocab) + context.at_position(positions)
     for i in range(self.num_layers):
       context.layer_index = i
       with tf.variable_scope("block_%d" % i):

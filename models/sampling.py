@@ -1,4 +1,6 @@
-"""Autoregressive sampling by recomputing the whole window for every new byte."""
+"""Autoregressive sampling: incremental decoding from the layers' memories, and the
+recomputation of the whole window per byte that it must equal."""
+from layers.context import pick
 from mtf_compat import mtf, tf
 
 
@@ -27,45 +29,115 @@ def next_byte(logits, noise, temperature, top_k, vocab):
   return mtf.argmax(logits, vocab)
 
 
-def pick(x, dim, index):
-  """x[..., index, ...] along dim, for an integer mtf index (broadcast over rows)."""
-  at = mtf.cast(mtf.equal(mtf.range(x.mesh, dim, tf.int32), index), x.dtype)
-  return mtf.reduce_sum(x * at, reduced_dim=dim)
+def write(x, dim, index, value):
+  """x with x[..., index, ...] = value along dim (unchanged where index is outside)."""
+  here = mtf.equal(mtf.range(x.mesh, dim, tf.int32), index)
+  return mtf.where(here, value, x, output_shape=x.shape)
+
+
+class Sampler:
+  """The state both samplers share: the model, the noise and the output buffer."""
+
+  def __init__(self, model, context, num_bytes, temperature, top_k, seed):
+    self.model = model
+    self.context = context
+    self.length = context.length
+    self.vocab = context.dims["vocab"]
+    self.generated = mtf.Dimension("generated", num_bytes)
+    self.noise = gumbel_noise(context.mesh, context.dims["batch"], self.generated,
+                              self.vocab, seed)
+    self.temperature = temperature
+    self.top_k = top_k
+
+  def next_byte(self, logits, index):
+    """Byte `index` (per row) of the output, from logits [batch, vocab]."""
+    return next_byte(mtf.cast(logits, tf.float32), pick(self.noise, self.generated, index),
+                     self.temperature, self.top_k, self.vocab)
+
+  def empty_output(self):
+    return mtf.zeros(self.context.mesh,
+                     mtf.Shape([self.context.dims["batch"], self.generated]), tf.int32)
+
+  def recompute(self, tokens, filled, first, out):
+    """Recomputes the whole window for every byte, from byte `first` of each row on.
+
+    tokens holds `filled` bytes per row; once a row's window is full it slides left by
+    one byte per new byte.
+    """
+    length, generated = self.length, self.generated
+    positions = mtf.range(self.context.mesh, length, tf.int32)
+
+    def body(step, tokens, filled, out):
+      logits = self.model.logits(tokens, self.context)
+      index = first + step
+      new = self.next_byte(pick(logits, length, filled - 1), index)
+      full = mtf.greater_equal(filled, length.size)
+      tokens = mtf.where(full, mtf.shift(tokens, -1, length, wrap=False), tokens)
+      tokens = write(tokens, length, mtf.minimum(filled, length.size - 1), new)
+      filled = mtf.minimum(filled + 1, length.size)
+      return step + 1, tokens, filled, write(out, generated, index, new)
+
+    def cond(step, *unused):
+      return mtf.less(step, generated.size - mtf.reduce_min(first))
+
+    step = mtf.constant(self.context.mesh, 0, dtype=tf.int32)
+    return mtf.while_loop(cond, body, [step, tokens, filled, out])[3]
+
+  def decode(self, tokens, prompt_length, out):
+    """Decodes one position per step for every row while the window has room.
+
+    A prefill over the prompts records each layer's memories; step p then feeds every
+    row its byte at p (its prompt's while p is inside it) and updates the memories at
+    p alone, so each byte costs the same whatever p is. Returns the window of the
+    last `length` bytes and the output, holding bytes [0, length - prompt_length].
+    """
+    context, length, generated = self.context, self.length, self.generated
+    context.start_prefill()
+    self.model.logits(tokens, context)  # only its memories are used
+    memories = context.memories
+
+    def body(position, tokens, out, *memories):
+      context.start_step(position, memories)
+      logits = self.model.logits(pick(tokens, length, position), context)
+      index = position - prompt_length + 1  # < 0 inside the prompt: nothing written
+      new = self.next_byte(logits, index)
+      inside_prompt = mtf.less(index, 0)
+      next_input = mtf.where(inside_prompt, pick(tokens, length, position + 1), new)
+      tokens = write(tokens, length, position + 1, next_input)
+      return [position + 1, tokens, write(out, generated, index, new)] + context.memories
+
+    last = mtf.minimum(mtf.reduce_max(prompt_length) + generated.size - 1, length.size)
+
+    def cond(position, *unused):
+      return mtf.less(position, last)
+
+    start = mtf.reduce_min(prompt_length) - 1
+    _, tokens, out, *_ = mtf.while_loop(cond, body, [start, tokens, out] + memories)
+    context.stop_decoding()
+    # The byte decoded at the last position is not in the window yet.
+    latest = pick(out, generated, length.size - prompt_length)
+    window = write(mtf.shift(tokens, -1, length, wrap=False), length, length.size - 1,
+                   latest)
+    return window, out
 
 
 def sample(model, context, tokens, prompt_length, num_bytes, temperature=1.0,
-           top_k=0, seed=0):
+           top_k=0, seed=0, incremental=True):
   """Generates `num_bytes` bytes after each row's prompt.
 
   tokens: int32 [batch, length], row b holds its prompt in positions
   [0, prompt_length[b]) (1 ≤ prompt_length ≤ length). Once a row's window is full it
   slides left by one byte per new byte, so generation can run past the context.
+  incremental: decode from the layers' memories while the window has room. Past that,
+  a new byte moves every byte to another position, so the window is recomputed per
+  byte, which is how incremental=False samples from the start; both give the same
+  bytes.
   Returns int32 [batch, generated] with generated = num_bytes.
   """
-  mesh = context.mesh
-  length = context.length
-  vocab = context.dims["vocab"]
-  generated = mtf.Dimension("generated", num_bytes)
-  noise = gumbel_noise(mesh, context.dims["batch"], generated, vocab, seed)
-  positions = mtf.range(mesh, length, tf.int32)
-
-  def body(step, tokens, filled, out):
-    logits = mtf.cast(model.logits(tokens, context), tf.float32)
-    new = next_byte(pick(logits, length, filled - 1), pick(noise, generated, step),
-                    temperature, top_k, vocab)
-    full = mtf.greater_equal(filled, length.size)
-    tokens = mtf.where(full, mtf.shift(tokens, -1, length, wrap=False), tokens)
-    write_at = mtf.minimum(filled, filled * 0 + (length.size - 1))
-    tokens = mtf.where(mtf.equal(positions, write_at), new + tokens * 0, tokens)
-    filled = mtf.minimum(filled + 1, filled * 0 + length.size)
-    out = mtf.where(mtf.equal(mtf.range(mesh, generated, tf.int32), step),
-                    new + out * 0, out)
-    return step + 1, tokens, filled, out
-
-  def cond(step, *unused):
-    return mtf.less(step, num_bytes)
-
-  step = mtf.constant(mesh, 0, dtype=tf.int32)
-  out = mtf.zeros(mesh, mtf.Shape([context.dims["batch"], generated]), tf.int32)
-  _, _, _, out = mtf.while_loop(cond, body, [step, tokens, prompt_length, out])
-  return out
+  sampler = Sampler(model, context, num_bytes, temperature, top_k, seed)
+  out = sampler.empty_output()
+  if not incremental:
+    return sampler.recompute(tokens, prompt_length, prompt_length * 0, out)
+  window, out = sampler.decode(tokens, prompt_length, out)
+  return sampler.recompute(window, prompt_length * 0 + context.length.size,
+                           context.length.size - prompt_length + 1, out)

@@ -1,4 +1,5 @@
-"""mtfzoo bench: speed and memory of one config's training step, as one JSON record.
+"""mtfzoo bench: speed and memory of one config's training step, and the speed of
+sampling from it, as one JSON record.
 
 Absolute times drift on a shared machine, so every figure that matters is a ratio from
 one run: `mfu` divides the model's FLOP/s by the best f32 matmul FLOP/s this process
@@ -83,6 +84,59 @@ def contraction_flops(settings, batch):
   return 3 * total / tokens
 
 
+def sampling_speed(settings, repeats=3):
+  """Bytes/s of sampling one row (as `mtfzoo sample` does) from a fresh model.
+
+  Each run generates half a window: from a 1-byte prompt (positions 0 .. L/2 - 1, the
+  early half) or from an L/2 + 1-byte prompt (the late half), so the late/early time
+  ratio shows whether a byte costs more further into the window (1.0: it does not).
+  Every run also pays one prefill over the window. `recompute` is the full-window
+  sampler on the early half, for the speed-up.
+  """
+  from models import sampling  # pylint: disable=g-import-not-at-top
+  from trainer.inference import batch_multiple  # pylint: disable=g-import-not-at-top
+  from trainer.model_fn import build_model  # pylint: disable=g-import-not-at-top
+  shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
+  half = settings.sequence_length // 2
+  batch = batch_multiple(settings)
+  with tf.Graph().as_default():
+    graph = mtf.Graph()
+    mesh = mtf.Mesh(graph, "mesh")
+    model, context, token_shape = build_model(settings, mesh, "predict", batch)
+    fed_length = tf.placeholder(tf.int32, [batch])
+    tokens = mtf.import_tf_tensor(
+        mesh, tf.random.uniform(token_shape.to_integer_list, 0, 256, tf.int32, seed=0),
+        token_shape)
+    prompt_length = mtf.import_tf_tensor(mesh, fed_length,
+                                         mtf.Shape([context.dims["batch"]]))
+    samples = {incremental: sampling.sample(model, context, tokens, prompt_length, half,
+                                            incremental=incremental)
+               for incremental in (True, False)}
+    lowering = mtf.Lowering(graph, {mesh: mesh_lib.placement_impl(shape, rules)})
+    fetches = {k: lowering.export_to_tf_tensor(v) for k, v in samples.items()}
+    config = mesh_lib.session_config(shape.size, settings.intra_op_threads,
+                                     settings.inter_op_threads)
+    with tf.Session(config=config) as session:
+      session.run(tf.global_variables_initializer())
+      session.run(lowering.copy_masters_to_slices())
+
+      def seconds(incremental, prompt):
+        feed = {fed_length: np.full([batch], prompt, np.int32)}
+        session.run(fetches[incremental], feed)
+        best = float("inf")
+        for _ in range(repeats):
+          start = time.perf_counter()
+          session.run(fetches[incremental], feed)
+          best = min(best, time.perf_counter() - start)
+        return best
+
+      early, late = seconds(True, 1), seconds(True, half + 1)
+      recompute = seconds(False, 1)
+  return {"sample_bytes_per_sec": half / early,
+          "sample_bytes_per_sec_recompute": half / recompute,
+          "sample_byte_time_late_over_early": late / early}
+
+
 def bench(settings, warmup=5, steps=20):
   shape, _ = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
   matmul_flops = machine_matmul_flops(num_devices=shape.size)
@@ -119,6 +173,7 @@ def bench(settings, warmup=5, steps=20):
       "flops_per_token": flops_per_token,
       "machine_matmul_flops": matmul_flops,
       "mfu": tokens_per_sec * flops_per_token / matmul_flops,
+      **sampling_speed(settings),
   }
 
 
@@ -126,15 +181,19 @@ def markdown_table(records):
   """bench records (one per model) -> a markdown table with ratios to the first."""
   base = records[0]
   rows = ["| model | params | tokens/s | × %s | MFU | peak RSS (MB) | "
-          "optimizer state (MB) | seq² map / attention map elements per layer |"
-          % base["model"], "|---|---:|---:|---:|---:|---:|---:|---:|"]
+          "optimizer state (MB) | seq² map / attention map elements per layer | "
+          "sampling bytes/s: incremental / recompute | late / early byte time |"
+          % base["model"], "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for r in records:
-    rows.append("| %s | %s | %.0f | %.2f | %.2f | %.0f | %.2f | %s / %s |" % (
-        r["model"], f"{r['params']:,}", r["tokens_per_sec"],
-        r["tokens_per_sec"] / base["tokens_per_sec"], r["mfu"],
-        r["peak_rss_bytes"] / 1e6, r["optimizer_state_bytes"] / 1e6,
-        f"{r['seq_map_elements_per_layer']:,}",
-        f"{r['attention_map_elements_per_layer']:,}"))
+    rows.append("| %s | %s | %.0f | %.2f | %.2f | %.0f | %.2f | %s / %s | %.0f / %.0f "
+                "| %.2f |" % (
+                    r["model"], f"{r['params']:,}", r["tokens_per_sec"],
+                    r["tokens_per_sec"] / base["tokens_per_sec"], r["mfu"],
+                    r["peak_rss_bytes"] / 1e6, r["optimizer_state_bytes"] / 1e6,
+                    f"{r['seq_map_elements_per_layer']:,}",
+                    f"{r['attention_map_elements_per_layer']:,}",
+                    r["sample_bytes_per_sec"], r["sample_bytes_per_sec_recompute"],
+                    r["sample_byte_time_late_over_early"]))
   return "\n".join(rows)
 
 
