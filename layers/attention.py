@@ -4,6 +4,7 @@ import math
 import gin
 
 from layers import variables
+from layers.shared_map import causal_softmax
 from mtf_compat import mtf
 
 
@@ -14,6 +15,20 @@ def split_heads(d_model, heads, d_head):
       raise ValueError("d_model=%d is not divisible by heads=%d" % (d_model.size, heads))
     d_head = d_model.size // heads
   return mtf.Dimension("heads", heads), mtf.Dimension("d_head", d_head)
+
+
+def project_to_heads(x, context, name, heads, d_head):
+  """x W with W [d_model, heads, d_head] (a new weight called `name`).
+
+  The result is [.., heads, length, d_head]: with heads ahead of length, Q Kᵀ and A V
+  lower to plain batched matmuls; with heads after length, TF's einsum transposes
+  around them and they run 2.5-6x slower on CPU.
+  """
+  d_model = x.shape.get_dim_by_name("d_model")
+  w = variables.weight(context, name, [d_model, heads, d_head], ["d_model"])
+  dims = [d for d in x.shape.dims if d != d_model]
+  at = dims.index(context.length) if context.length in dims else len(dims)
+  return mtf.einsum([x, w], output_shape=dims[:at] + [heads] + dims[at:] + [d_head])
 
 
 @gin.configurable
@@ -32,21 +47,18 @@ class Attention:
   def __call__(self, x, context):
     d_model = x.shape.get_dim_by_name("d_model")
     heads, d_head = split_heads(d_model, self.heads, self.d_head)
-    q, k, v = self.project_qkv(x, context, d_model, heads, d_head)
+    q, k, v = self.project_qkv(x, context, heads, d_head)
     k = context.memory(k)
     v = k if self.shared_kv else context.memory(v)
     logits = mtf.einsum([q, k], reduced_dims=[d_head]) * (1.0 / math.sqrt(d_head.size))
-    weights = mtf.softmax(logits + context.causal_bias(), context.memory_length)
+    weights = causal_softmax(logits, context)
     o = mtf.einsum([weights, v], reduced_dims=[context.memory_length])
     return output_projection(o, context, heads, d_head, d_model)
 
-  def project_qkv(self, x, context, d_model, heads, d_head):
-    def project(name):
-      w = variables.weight(context, name, [d_model, heads, d_head], ["d_model"])
-      return mtf.einsum([x, w], reduced_dims=[d_model])
-    q = project("q")
-    k = project("k")
-    v = k if self.shared_kv else project("v")
+  def project_qkv(self, x, context, heads, d_head):
+    q = project_to_heads(x, context, "q", heads, d_head)
+    k = project_to_heads(x, context, "k", heads, d_head)
+    v = k if self.shared_kv else project_to_heads(x, context, "v", heads, d_head)
     return q, k, v
 
 

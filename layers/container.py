@@ -4,7 +4,7 @@ import math
 import gin
 
 from layers import variables
-from layers.attention import output_projection, split_heads
+from layers.attention import output_projection, project_to_heads, split_heads
 from layers.shared_map import apply_map, causal_map, causal_softmax
 from mtf_compat import mtf
 
@@ -26,12 +26,7 @@ class Container:
   def __call__(self, x, context):
     d_model = x.shape.get_dim_by_name("d_model")
     heads, d_head = split_heads(d_model, self.heads, None)
-
-    def project(name):
-      w = variables.weight(context, name, [d_model, heads, d_head], ["d_model"])
-      return mtf.einsum([x, w], reduced_dims=[d_model])
-
-    q, k, v = project("q"), project("k"), project("v")
+    q, k, v = (project_to_heads(x, context, name, heads, d_head) for name in "qkv")
     logits = mtf.einsum([q, context.memory(k)], reduced_dims=[d_head])
     attention = causal_softmax(logits * (1.0 / math.sqrt(d_head.size)), context)
     w = variables.seq_map(context, "static_map",

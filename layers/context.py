@@ -31,7 +31,8 @@ class Context:
   Layers call `memory` in the same order on every call, which is how each finds its own.
   """
 
-  def __init__(self, mesh, mode, dims, num_layers, activation_dtype=tf.float32):
+  def __init__(self, mesh, mode, dims, num_layers, activation_dtype=tf.float32,
+               mesh_shape=None, layout_rules=None):
     self.mesh = mesh
     self.mode = mode
     self.dims = dict(dims)
@@ -40,6 +41,8 @@ class Context:
     # Master weights and optimizer state stay float32 whatever the activations are.
     self.variable_dtype = mtf.VariableDType(tf.float32, tf.float32, activation_dtype)
     self.layer_index = 0
+    self.mesh_shape = mtf.convert_to_shape(mesh_shape or [])
+    self.layout_rules = mtf.convert_to_layout_rules(layout_rules or [])
     self.position = None    # decoding: an int32 scalar, the position of every row
     self.memories_in = None  # decoding: the memories after the previous step
     self.memories = None     # prefill and decoding: the memories of this call
@@ -53,6 +56,11 @@ class Context:
     if size is None:
       return self.dims[name]
     return mtf.Dimension(name, size)
+
+  def is_split(self, dim):
+    """Whether the layout splits dim over the mesh (a reduction over it communicates)."""
+    axis = self.layout_rules.tensor_dimension_to_mesh_axis(dim, self.mesh_shape)
+    return axis is not None and self.mesh_shape.dims[axis].size > 1
 
   @property
   def length(self):

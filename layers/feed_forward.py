@@ -1,16 +1,20 @@
 """Channel mixers: dense feed-forward (optionally GLU)."""
 import gin
 
+from layers import fused
 from layers import variables
 from mtf_compat import mtf
 
-ACTIVATIONS = {"relu": mtf.relu, "gelu": mtf.gelu, "silu": mtf.swish,
+ACTIVATIONS = {"relu": mtf.relu, "gelu": None, "silu": mtf.swish,
                "identity": lambda x: x, "tanh": mtf.tanh, "sigmoid": mtf.sigmoid}
 
 
-def activation(name):
+def activation(name, context):
+  """The activation called `name`, a function of x (GELU is the fused one)."""
   if name not in ACTIVATIONS:
     raise ValueError("unknown activation %r (one of %s)" % (name, sorted(ACTIVATIONS)))
+  if name == "gelu":
+    return lambda x: fused.gelu(x, context)
   return ACTIVATIONS[name]
 
 
@@ -24,7 +28,7 @@ class FeedForward:
     self.glu = glu
 
   def __call__(self, x, context):
-    act = activation(self.activation)
+    act = activation(self.activation, context)
     d_model = x.shape.get_dim_by_name("d_model")
     d_ff = mtf.Dimension("d_ff", d_model.size * self.multiplier)
     w_in = variables.weight(context, "in", [d_model, d_ff], ["d_model"])

@@ -1,6 +1,7 @@
 """gMLP: a feed-forward block whose hidden units are gated by a causal seq² map."""
 import gin
 
+from layers import fused
 from layers import variables
 from layers.feed_forward import activation
 from layers.norm import LayerNorm
@@ -44,7 +45,7 @@ class GMLP:
 
     def project_in(name):
       w = variables.weight(context, name, [d_model, d_ff], ["d_model"])
-      return mtf.gelu(mtf.einsum([x, w], reduced_dims=[d_model]))
+      return fused.gelu(mtf.einsum([x, w], reduced_dims=[d_model]), context)
 
     if self.split:
       u, v = project_in("in_u"), project_in("in_v")
@@ -56,7 +57,7 @@ class GMLP:
     b = variables.variable(context, "spatial_bias", [context.length],
                            tf.ones_initializer(), variables.BIAS)
     s = apply_map(causal_map(w, context), v, context) + context.at_position(b)
-    gated = u * activation(self.gate)(s)
+    gated = u * activation(self.gate, context)(s)
     w_out = variables.weight(context, "out", [d_ff, d_model], ["d_ff"],
                              output_projection=True)
     return mtf.einsum([gated, w_out], reduced_dims=[d_ff])

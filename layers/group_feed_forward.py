@@ -27,7 +27,7 @@ class GroupFeedForward:
     self.glu = glu
 
   def __call__(self, x, context):
-    act = activation(self.activation)
+    act = activation(self.activation, context)
     d_model = x.shape.get_dim_by_name("d_model")
     heads, d_head = split_heads(d_model, self.heads, None)
     d_ff = mtf.Dimension("d_ff", d_head.size * self.multiplier)

@@ -1,6 +1,7 @@
 """Causal MLP-Mixer token mixing with heads."""
 import gin
 
+from layers import fused
 from layers import variables
 from layers.attention import split_heads
 from layers.norm import LayerNorm
@@ -42,6 +43,6 @@ class MLPMixer:
     shape = map_dims + [context.length, context.memory_length]
     w1 = variables.seq_map(context, "w1", shape)
     w2 = variables.seq_map(context, "w2", shape)
-    h = mtf.gelu(apply_map(causal_map(w1, context), h, context))
+    h = fused.gelu(apply_map(causal_map(w1, context), h, context), context)
     y = apply_map(causal_map(w2, context), h, context)
     return mtf.reshape(y, x.shape)

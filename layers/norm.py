@@ -1,6 +1,7 @@
 """Layer normalisation over one named dimension."""
 import gin
 
+from layers import fused
 from layers import variables
 from mtf_compat import mtf, tf
 
@@ -16,10 +17,7 @@ class LayerNorm:
 
   def __call__(self, x, context):
     dim = x.shape.get_dim_by_name(self.dim_name)
-    mean = mtf.reduce_mean(x, reduced_dim=dim)
-    centered = x - mean
-    variance = mtf.reduce_mean(mtf.square(centered), reduced_dim=dim)
-    y = centered * mtf.rsqrt(variance + self.epsilon)
+    y = fused.normalize(x, dim, self.epsilon, context)
     scale = variables.variable(context, "scale", [dim], tf.ones_initializer(),
                                variables.NORM)
     y *= scale

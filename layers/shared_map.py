@@ -1,6 +1,7 @@
 """The shared seq² map, and the causal map operations every seq² token mixer uses."""
 import gin
 
+from layers import fused
 from layers import variables
 from mtf_compat import mtf
 
@@ -14,8 +15,8 @@ def causal_map(w, context):
 
 def causal_softmax(logits, context):
   """softmax_j(logits + log M) over memory_length (masked weights are exactly 0)."""
-  return mtf.softmax(context.at_position(logits) + context.causal_bias(),
-                     context.memory_length)
+  return fused.softmax(context.at_position(logits) + context.causal_bias(),
+                       context.memory_length, context)
 
 
 def apply_map(a, x, context):

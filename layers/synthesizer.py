@@ -2,7 +2,7 @@
 import gin
 
 from layers import variables
-from layers.attention import output_projection, split_heads
+from layers.attention import output_projection, project_to_heads, split_heads
 from layers.shared_map import apply_map, causal_softmax
 from mtf_compat import mtf
 
@@ -33,15 +33,13 @@ class Synthesizer:
     d_model = x.shape.get_dim_by_name("d_model")
     heads, d_head = split_heads(d_model, self.heads, None)
     if self.kind == "dense":
-      w1 = variables.weight(context, "w1", [d_model, heads, d_head], ["d_model"])
       w2 = variables.weight(context, "w2", [heads, d_head, context.memory_length],
                             ["d_head"])
-      hidden = mtf.relu(mtf.einsum([x, w1], reduced_dims=[d_model]))
+      hidden = mtf.relu(project_to_heads(x, context, "w1", heads, d_head))
       logits = mtf.einsum([hidden, w2], reduced_dims=[d_head])
     else:
       logits = variables.seq_map(context, "r",
                                  [heads, context.length, context.memory_length])
-    w_v = variables.weight(context, "v", [d_model, heads, d_head], ["d_model"])
-    v = mtf.einsum([x, w_v], reduced_dims=[d_model])
+    v = project_to_heads(x, context, "v", heads, d_head)
     o = apply_map(causal_softmax(logits, context), v, context)
     return output_projection(o, context, heads, d_head, d_model)

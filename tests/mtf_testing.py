@@ -27,7 +27,8 @@ class MtfRunner:
     self.mesh = mtf.Mesh(self.graph, "mesh")
     self.mesh_shape = mtf.convert_to_shape(mesh_shape)
     self.layout = mtf.convert_to_layout_rules(layout)
-    self.context = Context(self.mesh, mode, make_dims(**dims), num_layers=num_layers)
+    self.context = Context(self.mesh, mode, make_dims(**dims), num_layers=num_layers,
+                           mesh_shape=self.mesh_shape, layout_rules=self.layout)
     self.lowering = None
     self.session = None
 

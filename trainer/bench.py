@@ -9,12 +9,14 @@ import resource
 import tempfile
 import time
 
+import gin
 import numpy as np
 
 from mtf_compat import mtf, tf
 from trainer import loop
 from trainer import mesh as mesh_lib
 from trainer import model_summary
+from trainer.errors import UserError
 from trainer.estimator import make_estimator
 
 
@@ -56,14 +58,24 @@ def machine_matmul_flops(n=1024, repeats=10, num_devices=1):
 
 
 def contraction_flops(settings, batch):
-  """Matmul FLOPs of one training step per token: 3 x forward.
+  """Matmul FLOPs of one training step per token, counted on the mtf graph.
 
-  Every mtf einsum that contracts a dimension costs 2·Π(sizes of all its dims)
-  (one multiply and one add per term); the backward pass computes two such products per
-  forward one (gradients of both operands), so a step is 3x the forward count. For the
-  Transformer this is the familiar 6·N_matmul + 12·L·n·d per token (N_matmul: weights
-  used in matmuls; the attention term halves nothing for causality). The embedding
-  lookup, a one-hot einsum in mtf, is not model arithmetic and is left out.
+  An einsum that contracts a dimension costs 2·Π(sizes of all its dims): a multiply and
+  an add per term. Backward computes two products of the same size per forward one
+  (the gradients of both operands), so a step is 3 x forward. Per token, with d =
+  d_model, f = d_ff, n = the context length, h·d_head = d, L blocks, V = 256:
+
+    projection x·W [a, b] (Q, K, V, O, feed-forward in/out, gMLP in/out):  2ab
+    attention Q·Kᵀ and A·V (also CONTAINER, Synthesizer's A·V):            2nd each
+    a seq² map W·x over c channels (shared map, each Mixer map, gMLP's     2nc
+      spatial map over f/2 or f channels)
+    logits x·W_logits:                                                     2dV
+
+  so the Transformer step is 6·N + 12·L·n·d per token (N = 12·L·d² + d·V weights in
+  matmuls) and the one-map-pair Mixer's 6·N + 12·L·n·d with N = 8·L·d² + d·V. Causal
+  masks zero half of every n x n product but the matmuls still compute it, so it is
+  counted. The embedding lookup, a one-hot einsum in mtf, is not model arithmetic and
+  is left out, as are elementwise operations.
   """
   with tf.Graph().as_default():
     graph = mtf.Graph()
@@ -137,6 +149,28 @@ def sampling_speed(settings, repeats=3):
           "sample_byte_time_late_over_early": late / early}
 
 
+def match_params(settings, target, multiple=8):
+  """Binds GPT.d_model to the multiple of `multiple` whose model has the parameter
+  count nearest `target` (the count grows with d_model, so a bisection finds it)."""
+  def params(d_model):
+    with gin.unlock_config():
+      gin.bind_parameter("GPT.d_model", d_model)
+    try:
+      return model_summary.summarize(settings).params
+    except ValueError as e:
+      raise UserError("--match_params: GPT.d_model = %d: %s" % (d_model, e))
+
+  low, high = 1, 2
+  while params(high * multiple) < target:
+    low, high = high, high * 2
+  while high - low > 1:  # params(low · multiple) < target <= params(high · multiple)
+    middle = (low + high) // 2
+    low, high = (middle, high) if params(middle * multiple) < target else (low, middle)
+  best = min((low, high), key=lambda m: abs(params(m * multiple) - target))
+  params(best * multiple)
+  return settings
+
+
 def bench(settings, warmup=5, steps=20):
   shape, _ = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
   matmul_flops = machine_matmul_flops(num_devices=shape.size)
@@ -152,6 +186,7 @@ def bench(settings, warmup=5, steps=20):
                                        training=True, seed=timed.seed),
                     max_steps=warmup + steps)
   step_time = timer.step_time()
+  threads = mesh_lib.thread_counts(settings.intra_op_threads, settings.inter_op_threads)
   tokens_per_step = settings.batch_size * settings.sequence_length
   flops_per_token = contraction_flops(settings, settings.batch_size)
   tokens_per_sec = tokens_per_step / step_time
@@ -167,12 +202,16 @@ def bench(settings, warmup=5, steps=20):
       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
       "optimizer_state_bytes": summary.optimizer_state_bytes,
       "activation_bytes": summary.activation_bytes,
+      "largest_activations": [{"name": name, "shape": shape, "bytes": size}
+                              for name, shape, size in summary.largest_activations],
       "seq_map_elements_per_layer": max((int(np.prod(s)) for _, s in summary.seq_maps),
                                         default=0),
       "attention_map_elements_per_layer": summary.attention_map_elements,
       "flops_per_token": flops_per_token,
       "machine_matmul_flops": matmul_flops,
       "mfu": tokens_per_sec * flops_per_token / matmul_flops,
+      "intra_op_threads": threads[0],
+      "inter_op_threads": threads[1],
       **sampling_speed(settings),
   }
 

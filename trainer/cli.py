@@ -34,6 +34,8 @@ flags.DEFINE_integer("seed", 0, "sample: random seed")
 flags.DEFINE_string("text", None, "score: the text to score")
 flags.DEFINE_string("export_dir", None, "export: the directory to create")
 flags.DEFINE_string("out", None, "compare/bench: the output directory or file")
+flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
+                     "the model has about this many parameters")
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
@@ -99,6 +101,8 @@ def run_command(command, args):
   if command == "bench":
     from trainer import bench
     settings = settings_for(command)
+    if FLAGS.match_params:
+      settings = bench.match_params(settings, FLAGS.match_params)
     print(json.dumps(bench.bench(settings)), flush=True)
     return
   model_dir = require("model_dir")
@@ -130,6 +134,25 @@ def run_command(command, args):
                   FLAGS.temperature, FLAGS.top_k, seed=FLAGS.seed)
 
 
+def spend_the_xla_compile_notice(tf):
+  """XLA's C++ logging ignores TF_CPP_MIN_LOG_LEVEL and prints two lines on stderr at a
+  process's first compile (layers/fused.py compiles when training and evaluating), and
+  never again: compile a trivial cluster first, with stderr pointed at /dev/null."""
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [])
+        with tf.xla.experimental.jit_scope():
+          y = x * x + 1.0
+        with tf.Session() as session:
+          session.run(y, {x: 1.0})
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
 def main(argv=None):
   argv = list(sys.argv if argv is None else argv)
   try:
@@ -142,6 +165,8 @@ def main(argv=None):
     return 2
   from mtf_compat import tf  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.ERROR)
+  if rest[1] in ("train", "eval", "bench"):
+    spend_the_xla_compile_notice(tf)
   from trainer.errors import UserError  # pylint: disable=g-import-not-at-top
   try:
     run_command(rest[1], rest[2:])

@@ -3,6 +3,8 @@
 PlacementMeshImpl (CPU/GPU) puts one copy of each op on each device; SimdMeshImpl (TPU)
 lowers to one SPMD program with the device assignment of the TPUEstimator context.
 """
+import os
+
 from mtf_compat import mtf, tf
 from trainer.errors import UserError
 
@@ -65,11 +67,26 @@ def local_devices(num_devices):
   return ["/device:CPU:%d" % i for i in range(num_devices)]
 
 
+def available_cores():
+  """The cores this process may run on (a container's CPU set, not the host's)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
+def thread_counts(intra_op_threads=0, inter_op_threads=0):
+  """TF's (intra-op, inter-op) thread pool sizes; 0 means one thread per core."""
+  cores = available_cores()
+  return intra_op_threads or cores, inter_op_threads or cores
+
+
 def session_config(num_devices, intra_op_threads=0, inter_op_threads=0):
-  """Creates as many virtual CPU devices as the mesh has (harmless with GPUs)."""
+  """Creates as many virtual CPU devices as the mesh has (harmless with GPUs), and
+  thread pools sized by thread_counts."""
+  intra, inter = thread_counts(intra_op_threads, inter_op_threads)
   config = tf.ConfigProto(device_count={"CPU": max(1, num_devices)},
-                          intra_op_parallelism_threads=intra_op_threads,
-                          inter_op_parallelism_threads=inter_op_threads,
+                          intra_op_parallelism_threads=intra,
+                          inter_op_parallelism_threads=inter,
                           allow_soft_placement=True)
   return config
 

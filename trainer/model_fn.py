@@ -26,8 +26,9 @@ def build_model(settings, mesh, mode, batch):
   """The model, its context and the mtf inputs' shape (no features imported yet)."""
   model = GPT()
   dims = make_dims(batch, settings.sequence_length, model.d_model)
+  shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
   context = Context(mesh, mode, dims, model.num_layers,
-                    DTYPES[settings.activation_dtype])
+                    DTYPES[settings.activation_dtype], shape, rules)
   return model, context, mtf.Shape([dims["batch"], dims["length"]])
 
 

@@ -9,6 +9,8 @@ from mtf_compat import mtf, tf
 from trainer import mesh as mesh_lib
 from trainer.model_fn import build_model, train_graph
 
+LARGEST = 5  # activations listed by size
+
 
 @dataclasses.dataclass
 class Summary:
@@ -18,6 +20,7 @@ class Summary:
   seq_maps: list              # (name, shape) of the learned seq x seq maps
   attention_map_elements: int  # batch·heads·length² per attention-like layer
   activation_bytes: int       # every forward tensor of one step, summed
+  largest_activations: list   # (name, shape, bytes) of the largest forward tensors
   optimizer_state_bytes: int
   num_layers: int
   d_model: int
@@ -73,6 +76,7 @@ def summarize(settings):
   attention = [t for t in forward_tensors
                if {"length", "memory_length", "batch"} <= set(t.shape.dimension_names)]
   itemsize = 2 if settings.activation_dtype == "bfloat16" else 4
+  largest = sorted(forward_tensors, key=lambda t: -t.shape.size)[:LARGEST]
   heads = [d.size for v in graph.trainable_variables for d in v.shape.dims
            if d.name == "heads"]
   return Summary(
@@ -82,6 +86,8 @@ def summarize(settings):
       seq_maps=seq_maps,
       attention_map_elements=max((t.shape.size for t in attention), default=0),
       activation_bytes=sum(t.shape.size * itemsize for t in forward_tensors),
+      largest_activations=[(t.name, t.shape.to_integer_list, t.shape.size * itemsize)
+                           for t in largest],
       optimizer_state_bytes=optimizer.state_bytes(),
       num_layers=model.num_layers, d_model=model.d_model,
       heads=max(heads, default=0))

@@ -24,8 +24,9 @@ class Run:
     float32).
   microbatches: splits each step's batch into this many serial microbatches whose
     gradients are summed (same update, a fraction of the activation memory).
-  intra_op_threads / inter_op_threads: TF's thread pools on CPU; 0 lets TF use every
-    core of the host (the default, right for 2 and for 96 cores alike).
+  intra_op_threads / inter_op_threads: TF's thread pools on CPU; 0 (the default) is one
+    thread per core this process may use, so a 2-core and a 96-core host (or a
+    container's CPU set) each use what they have.
   nan_at_step: poisons that step's gradient with NaN (to test the guard); -1 never.
   """
   train_steps: int = 1000

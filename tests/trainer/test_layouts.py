@@ -311,3 +311,14 @@ def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address(tmp_path):
   tpu_estimator = estimator.make_estimator(settings, str(tmp_path), tpu_flags=tpu_flags)
   assert isinstance(tpu_estimator, tf.estimator.tpu.TPUEstimator)
   assert tpu_estimator.config.master == "grpc://127.0.0.1:8470"
+
+
+def test_cpu_thread_pools_use_the_cores_this_process_may_run_on(monkeypatch):
+  monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(96)))
+
+  def pools(settings):
+    session = estimator.run_config(settings, "/tmp/unused").session_config
+    return (session.intra_op_parallelism_threads, session.inter_op_parallelism_threads)
+
+  assert pools(Run()) == (96, 96)
+  assert pools(Run(intra_op_threads=3, inter_op_threads=1)) == (3, 1)
