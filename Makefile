@@ -28,15 +28,20 @@ experiments: $(STAMP)
 	done
 	$(BIN)/mtfzoo compare $(addprefix runs/experiments/,$(EXPERIMENTS)) --out report
 
-# Speed and memory of every model in gin/models/, one JSON line each, and a table.
+# Speed and memory of every model in gin/models/, one JSON line each, and a table. The
+# first model runs as its gin file says; the others get the d_model that gives them its
+# parameter count.
 BENCH_MODELS ?= transformer $(filter-out transformer,$(basename $(notdir $(wildcard gin/models/[!b]*.gin))))
 bench: $(STAMP)
 	mkdir -p bench
 	rm -f bench/bench.jsonl
-	for m in $(BENCH_MODELS); do \
-	  $(BIN)/mtfzoo bench --gin_file gin/models/$$m.gin > bench/last.json || exit 1; \
+	match=""; for m in $(BENCH_MODELS); do \
+	  $(BIN)/mtfzoo bench --gin_file gin/models/$$m.gin $$match > bench/last.json || exit 1; \
+	  [ -n "$$match" ] || match="--match_params $$($(BIN)/python -c "import json; print(json.load(open('bench/last.json'))['params'])")"; \
 	  sed "s/^{/{\"model\": \"$$m\", /" bench/last.json >> bench/bench.jsonl; \
 	done
+	$(BIN)/mtfzoo bench --gin_file gin/models/transformer.gin --gin_file gin/optimizers/sm3.gin > bench/last.json
+	sed 's/^{/{"model": "transformer+sm3", /' bench/last.json >> bench/bench.jsonl
 	$(BIN)/python -m trainer.bench bench/bench.jsonl > bench/bench.md
 	cat bench/bench.md
 

@@ -6,6 +6,7 @@ one run: `mfu` divides the model's FLOP/s by the best f32 matmul FLOP/s this pro
 reaches just before, and comparisons between configs divide bench records.
 """
 import resource
+import sys
 import tempfile
 import time
 
@@ -96,7 +97,7 @@ def contraction_flops(settings, batch):
   return 3 * total / tokens
 
 
-def sampling_speed(settings, repeats=3):
+def sampling_speed(settings, repeats=10):
   """Bytes/s of sampling one row (as `mtfzoo sample` does) from a fresh model.
 
   Each run generates half a window: from a 1-byte prompt (positions 0 .. L/2 - 1, the
@@ -149,9 +150,16 @@ def sampling_speed(settings, repeats=3):
           "sample_byte_time_late_over_early": late / early}
 
 
-def match_params(settings, target, multiple=8):
+def match_params(settings, target, multiple=8, tolerance=0.1):
   """Binds GPT.d_model to the multiple of `multiple` whose model has the parameter
-  count nearest `target` (the count grows with d_model, so a bisection finds it)."""
+  count nearest `target` (the count grows with d_model, so a bisection finds it).
+
+  When even that count is off by more than `tolerance` (seq² maps with many heads can
+  outweigh a whole Transformer), d_model stays as configured and stderr says so.
+  """
+  from models.gpt import GPT  # pylint: disable=g-import-not-at-top
+  configured = GPT().d_model
+
   def params(d_model):
     with gin.unlock_config():
       gin.bind_parameter("GPT.d_model", d_model)
@@ -167,11 +175,16 @@ def match_params(settings, target, multiple=8):
     middle = (low + high) // 2
     low, high = (middle, high) if params(middle * multiple) < target else (low, middle)
   best = min((low, high), key=lambda m: abs(params(m * multiple) - target))
-  params(best * multiple)
+  nearest = params(best * multiple)
+  if abs(nearest - target) > tolerance * target:
+    print("bench: no d_model gives about %s parameters (d_model=%d gives %s): "
+          "keeping d_model=%d" % (f"{target:,}", best * multiple, f"{nearest:,}",
+                                  configured), file=sys.stderr)
+    params(configured)
   return settings
 
 
-def bench(settings, warmup=5, steps=20):
+def bench(settings, warmup=10, steps=50):
   shape, _ = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
   matmul_flops = machine_matmul_flops(num_devices=shape.size)
   summary = model_summary.summarize(settings)
@@ -216,28 +229,44 @@ def bench(settings, warmup=5, steps=20):
   }
 
 
+COLUMNS = [  # (header, format of a record r and the first record base)
+    ("model", lambda r, base: r["model"]),
+    ("d_model", lambda r, base: "%d" % r["d_model"]),
+    ("params", lambda r, base: f"{r['params']:,}"),
+    ("tokens/s", lambda r, base: "%.0f" % r["tokens_per_sec"]),
+    ("× {base}", lambda r, base: "%.2f" % (r["tokens_per_sec"] / base["tokens_per_sec"])),
+    ("MFU", lambda r, base: "%.2f" % r["mfu"]),
+    ("peak RSS (MB)", lambda r, base: "%.0f" % (r["peak_rss_bytes"] / 1e6)),
+    ("× {base}", lambda r, base: "%.2f" % (r["peak_rss_bytes"] / base["peak_rss_bytes"])),
+    ("activations (MB)", lambda r, base: "%.0f" % (r["activation_bytes"] / 1e6)),
+    ("optimizer state (MB)", lambda r, base: "%.2f" % (r["optimizer_state_bytes"] / 1e6)),
+    ("seq² map / attention map elements per layer", lambda r, base: "%s / %s" % (
+        f"{r['seq_map_elements_per_layer']:,}",
+        f"{r['attention_map_elements_per_layer']:,}")),
+    ("sampling bytes/s: incremental / recompute", lambda r, base: "%.0f / %.0f" % (
+        r["sample_bytes_per_sec"], r["sample_bytes_per_sec_recompute"])),
+    ("late / early byte time",
+     lambda r, base: "%.2f" % r["sample_byte_time_late_over_early"]),
+]
+
+
 def markdown_table(records):
-  """bench records (one per model) -> a markdown table with ratios to the first."""
+  """bench records (one per model, named by "model") -> a markdown table with ratios to
+  the first record, and the optimizer-state ratio of each "M+sm3" record to "M"."""
   base = records[0]
-  rows = ["| model | params | tokens/s | × %s | MFU | peak RSS (MB) | "
-          "optimizer state (MB) | seq² map / attention map elements per layer | "
-          "sampling bytes/s: incremental / recompute | late / early byte time |"
-          % base["model"], "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-  for r in records:
-    rows.append("| %s | %s | %.0f | %.2f | %.2f | %.0f | %.2f | %s / %s | %.0f / %.0f "
-                "| %.2f |" % (
-                    r["model"], f"{r['params']:,}", r["tokens_per_sec"],
-                    r["tokens_per_sec"] / base["tokens_per_sec"], r["mfu"],
-                    r["peak_rss_bytes"] / 1e6, r["optimizer_state_bytes"] / 1e6,
-                    f"{r['seq_map_elements_per_layer']:,}",
-                    f"{r['attention_map_elements_per_layer']:,}",
-                    r["sample_bytes_per_sec"], r["sample_bytes_per_sec_recompute"],
-                    r["sample_byte_time_late_over_early"]))
+  rows = ["| " + " | ".join(h.format(base=base["model"]) for h, _ in COLUMNS) + " |",
+          "|---|" + "---:|" * (len(COLUMNS) - 1)]
+  rows += ["| " + " | ".join(f(r, base) for _, f in COLUMNS) + " |" for r in records]
+  by_name = {r["model"]: r for r in records}
+  for name, r in by_name.items():
+    adam = by_name.get(name[:-len("+sm3")]) if name.endswith("+sm3") else None
+    if adam:
+      rows.append("\nOptimizer state, %s / %s: %.2f" % (
+          name, adam["model"], r["optimizer_state_bytes"] / adam["optimizer_state_bytes"]))
   return "\n".join(rows)
 
 
 if __name__ == "__main__":
   import json
-  import sys
   with open(sys.argv[1]) as f:
     print(markdown_table([json.loads(line) for line in f if line.strip()]))
