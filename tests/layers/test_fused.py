@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from layers import fused
+from layers.context import PREDICT, TRAIN
 from mtf_compat import mtf, tf
 from tests import numpy_reference as ref
 from tests.mtf_testing import MtfRunner, rng
@@ -84,3 +85,28 @@ def test_a_split_dimension_falls_back_to_mtf_reductions(name):
   np.testing.assert_allclose(y, numpy_fn(x_value, 2), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(dx, tf_gradient(plain, 2, x_value, c_value),
                              rtol=1e-4, atol=1e-5)
+
+
+def jit_compiled_ops(mode, inside_tpu_computation):
+  """Names of the TF ops a lowered fused.gelu marks for XLA compilation."""
+
+  def lowered_gelu():
+    r = MtfRunner(mode=mode, batch=SHAPE[0], length=SHAPE[1], d_model=SHAPE[2])
+    x = mtf.import_tf_tensor(r.mesh, tf.zeros(SHAPE), mtf.Shape(r.dims(NAMES)))
+    y = fused.gelu(x, r.context)
+    impl = mtf.placement_mesh_impl.PlacementMeshImpl(mtf.Shape([]), mtf.LayoutRules([]),
+                                                     [""])
+    return mtf.Lowering(r.graph, {r.mesh: impl}).export_to_tf_tensor(y)
+
+  with tf.Graph().as_default() as graph:
+    if inside_tpu_computation:
+      tf.tpu.rewrite(lowered_gelu)  # builds the TPU computation; nothing runs
+    else:
+      lowered_gelu()
+    return [op.name for op in graph.get_operations() if "_XlaCompile" in op.node_def.attr]
+
+
+def test_gelu_is_jit_compiled_when_training_on_cpu_only():
+  assert any(name.startswith("gelu/") for name in jit_compiled_ops(TRAIN, False))
+  assert jit_compiled_ops(PREDICT, False) == []  # per-byte sampling steps
+  assert jit_compiled_ops(TRAIN, True) == []  # XLA compiles the TPU program anyway
