@@ -65,7 +65,6 @@ class Sampler:
     one byte per new byte.
     """
     length, generated = self.length, self.generated
-    positions = mtf.range(self.context.mesh, length, tf.int32)
 
     def body(step, tokens, filled, out):
       logits = self.model.logits(tokens, self.context)
