@@ -14,6 +14,12 @@ def pick(x, dim, index):
   return mtf.reduce_sum(x * at, reduced_dim=dim)
 
 
+def write(x, dim, index, value):
+  """x with x[..., index, ...] = value along dim (unchanged where index is outside)."""
+  here = mtf.equal(mtf.range(x.mesh, dim, tf.int32), index)
+  return mtf.where(here, value, x, output_shape=x.shape)
+
+
 class Context:
   """Per-graph state shared by the layers of one model.
 
@@ -95,9 +101,8 @@ class Context:
     if not self.decoding:
       memory = mtf.replace_dimensions(x, self.length, self.memory_length)
     else:
-      memory = self.memories_in[len(self.memories)]
-      here = mtf.equal(mtf.range(self.mesh, self.memory_length, tf.int32), self.position)
-      memory = mtf.where(here, x, memory, output_shape=memory.shape)
+      memory = write(self.memories_in[len(self.memories)], self.memory_length,
+                     self.position, x)
     if self.memories is not None:
       self.memories.append(memory)
     return memory

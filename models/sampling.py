@@ -1,6 +1,6 @@
 """Autoregressive sampling: incremental decoding from the layers' memories, and the
 recomputation of the whole window per byte that it must equal."""
-from layers.context import pick
+from layers.context import pick, write
 from mtf_compat import mtf, tf
 
 
@@ -27,12 +27,6 @@ def next_byte(logits, noise, temperature, top_k, vocab):
   if temperature:
     logits = logits * (1.0 / temperature) + noise
   return mtf.argmax(logits, vocab)
-
-
-def write(x, dim, index, value):
-  """x with x[..., index, ...] = value along dim (unchanged where index is outside)."""
-  here = mtf.equal(mtf.range(x.mesh, dim, tf.int32), index)
-  return mtf.where(here, value, x, output_shape=x.shape)
 
 
 class Sampler:
