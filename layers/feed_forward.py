@@ -5,16 +5,18 @@ from layers import fused
 from layers import variables
 from mtf_compat import mtf
 
-ACTIVATIONS = {"relu": mtf.relu, "gelu": None, "silu": mtf.swish,
-               "identity": lambda x: x, "tanh": mtf.tanh, "sigmoid": mtf.sigmoid}
+# Activations of x alone; "gelu" is the fused one, which also reads the context.
+ACTIVATIONS = {"relu": mtf.relu, "silu": mtf.swish, "identity": lambda x: x,
+               "tanh": mtf.tanh, "sigmoid": mtf.sigmoid}
 
 
 def activation(name, context):
-  """The activation called `name`, a function of x (GELU is the fused one)."""
-  if name not in ACTIVATIONS:
-    raise ValueError("unknown activation %r (one of %s)" % (name, sorted(ACTIVATIONS)))
+  """The activation called `name`, as a function of x."""
   if name == "gelu":
     return lambda x: fused.gelu(x, context)
+  if name not in ACTIVATIONS:
+    raise ValueError("unknown activation %r (one of %s)"
+                     % (name, sorted(list(ACTIVATIONS) + ["gelu"])))
   return ACTIVATIONS[name]
 
 
