@@ -42,7 +42,7 @@ bench: $(STAMP)
 	done
 	$(BIN)/mtfzoo bench --gin_file gin/models/transformer.gin --gin_file gin/optimizers/sm3.gin > bench/last.json
 	sed 's/^{/{"model": "transformer+sm3", /' bench/last.json >> bench/bench.jsonl
-	$(BIN)/python -m trainer.bench bench/bench.jsonl > bench/bench.md
+	$(BIN)/python -m reports.bench bench/bench.jsonl > bench/bench.md
 	cat bench/bench.md
 
 test: $(STAMP)

@@ -14,7 +14,7 @@ TINY = ["GPT.num_layers = 1", "GPT.d_model = 32", "Attention.heads = 2",
 
 def mtfzoo(*args, check=True, timeout=600):
   """Runs `mtfzoo args...`; returns the CompletedProcess (text stdout/stderr)."""
-  command = [sys.executable, "-m", "trainer.cli"] + [str(a) for a in args]
+  command = [sys.executable, "-m", "cli"] + [str(a) for a in args]
   result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                           cwd=REPO)
   if check and result.returncode != 0:

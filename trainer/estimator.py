@@ -19,7 +19,6 @@ def tpu_cluster(tpu_flags):
 
 
 def run_config(settings, model_dir, seed=None, tpu_flags=None):
-  shape, _ = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
   tpu_config = tf.estimator.tpu.TPUConfig(
       iterations_per_loop=settings.iterations_per_loop,
       num_cores_per_replica=1,
@@ -38,15 +37,17 @@ def run_config(settings, model_dir, seed=None, tpu_flags=None):
     kwargs["cluster"] = tpu_cluster(tpu_flags)
   else:
     kwargs["session_config"] = mesh_lib.session_config(
-        shape.size, settings.intra_op_threads, settings.inter_op_threads)
+        settings.layout.num_devices, settings.intra_op_threads, settings.inter_op_threads)
   return tf.estimator.tpu.RunConfig(**kwargs)
 
 
 def make_estimator(settings, model_dir, params=None, hooks=None, seed=None,
-                   tpu_flags=None, predict_batch_size=None):
-  """hooks(tensors) -> extra training hooks (and checkpoint listeners)."""
+                   tpu_flags=None, predict_batch_size=None, wrap_model_fn=None):
+  """hooks(tensors) -> extra training hooks (and checkpoint listeners);
+  wrap_model_fn(model_fn) -> the model_fn to use (export adds its serving outputs)."""
+  model_fn = make_model_fn(settings, model_dir, hooks)
   return tf.estimator.tpu.TPUEstimator(
-      model_fn=make_model_fn(settings, model_dir, hooks),
+      model_fn=wrap_model_fn(model_fn) if wrap_model_fn else model_fn,
       config=run_config(settings, model_dir, seed, tpu_flags),
       use_tpu=settings.use_tpu,
       train_batch_size=settings.batch_size,

@@ -67,7 +67,6 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
     return
   if step:
     print("resuming from step %d" % step, file=out)
-  tokens_per_step = settings.batch_size * settings.sequence_length
   while step < settings.train_steps:
     stop = settings.train_steps
     if settings.eval_every:
@@ -77,7 +76,7 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
       if settings.use_tpu:  # tensors inside the TPU loop reach the host via host_call
         return []
       return [metrics.MetricsHook(
-          model_dir, tensors, start, settings.train_steps, tokens_per_step,
+          model_dir, tensors, start, settings.train_steps, settings.tokens_per_step,
           log_every=settings.log_every,
           stop_on_nonfinite=settings.on_nonfinite == "stop", out=out)]
 

@@ -4,13 +4,40 @@ PlacementMeshImpl (CPU/GPU) puts one copy of each op on each device; SimdMeshImp
 lowers to one SPMD program with the device assignment of the TPUEstimator context.
 """
 import os
+from typing import NamedTuple
 
 from mtf_compat import mtf, tf
 from trainer.errors import UserError
 
 
+class Layout(NamedTuple):
+  """A run's mesh shape and layout rules, parsed once (`Run.layout`) and handed to
+  whoever builds, validates or lowers a graph. Unpacks as (shape, rules)."""
+  shape: mtf.Shape
+  rules: mtf.LayoutRules
+
+  @property
+  def num_devices(self):
+    return self.shape.size
+
+  def split(self, dim_name):
+    """How many ways the layout splits a dimension of this name (1: not split)."""
+    axis = self.rules.tensor_dimension_to_mesh_axis(mtf.Dimension(dim_name, 1),
+                                                    self.shape)
+    return 1 if axis is None else self.shape.dims[axis].size
+
+  def validate(self, graph):
+    validate_layout(graph, self.shape, self.rules)
+
+  def placement_impl(self):
+    return placement_impl(self.shape, self.rules)
+
+  def simd_impl(self, tpu_context):
+    return simd_impl(self.shape, self.rules, tpu_context)
+
+
 def parse(mesh_shape, layout_rules):
-  """'data:2,model:2' and 'batch:data,heads:model' -> (mtf.Shape, mtf.LayoutRules)."""
+  """'data:2,model:2' and 'batch:data,heads:model' -> Layout(mtf.Shape, mtf.LayoutRules)."""
   try:
     shape = mtf.convert_to_shape(mesh_shape or "")
   except (ValueError, TypeError) as e:
@@ -29,7 +56,7 @@ def parse(mesh_shape, layout_rules):
     if mesh_dim not in mesh_names:
       raise UserError("run.layout_rules maps %s to mesh axis %r, which run.mesh_shape %r "
                       "does not have" % (tensor_dim, mesh_dim, mesh_shape))
-  return shape, rules
+  return Layout(shape, rules)
 
 
 def validate_layout(graph, shape, rules):

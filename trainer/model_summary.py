@@ -6,7 +6,6 @@ import dataclasses
 from layers import variables as variables_lib
 from layers.context import TRAIN
 from mtf_compat import mtf, tf
-from trainer import mesh as mesh_lib
 from trainer.model_fn import build_model, train_graph
 
 LARGEST = 5  # activations listed by size
@@ -47,7 +46,6 @@ def summarize(settings):
 
   Activation memory counts every tensor of one microbatch's forward pass.
   """
-  shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
   with tf.Graph().as_default():
     forward = mtf.Graph()
     mesh = mtf.Mesh(forward, "mesh")
@@ -63,7 +61,7 @@ def summarize(settings):
     tokens = mtf.zeros(mesh, token_shape, tf.int32)
     global_step = tf.train.get_or_create_global_step()
     *_, optimizer = train_graph(settings, model, context, tokens, tokens, global_step)
-    mesh_lib.validate_layout(graph, shape, rules)
+    settings.layout.validate(graph)
 
   by_role = collections.Counter()
   seq_maps = []

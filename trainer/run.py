@@ -4,6 +4,7 @@ from typing import Any, Optional
 
 import gin
 
+from trainer import mesh
 from trainer.errors import UserError
 
 
@@ -51,6 +52,8 @@ class Run:
   intra_op_threads: int = 0
   inter_op_threads: int = 0
   nan_at_step: int = -1
+  # Derived once from the fields above and passed down with them.
+  layout: mesh.Layout = dataclasses.field(init=False, repr=False, compare=False)
 
   def __post_init__(self):
     for name in ("train_steps", "batch_size", "sequence_length", "steps_per_checkpoint",
@@ -67,6 +70,11 @@ class Run:
     if self.batch_size % self.microbatches:
       raise UserError("run.microbatches=%d does not divide run.batch_size=%d"
                       % (self.microbatches, self.batch_size))
+    self.layout = mesh.parse(self.mesh_shape, self.layout_rules)
     if self.optimizer is None:
       import optimizers  # pylint: disable=g-import-not-at-top
       self.optimizer = optimizers.Adam
+
+  @property
+  def tokens_per_step(self):
+    return self.batch_size * self.sequence_length

@@ -28,11 +28,11 @@ MODEL_FILES = sorted(f[:-len(".gin")] for f in os.listdir(os.path.join(cli.REPO,
                      if f.endswith(".gin"))
 
 # `mtfzoo train` run many times in one process through the console script's entry point
-# (trainer.cli:main), so the 16 runs share one TensorFlow import.
+# (cli:main), so the 16 runs share one TensorFlow import.
 TRAIN_MANY = """
 import json, sys
 from absl import flags
-from trainer import cli
+import cli
 codes = []
 for argv in json.loads(sys.argv[1]):
   flags.FLAGS.unparse_flags()

@@ -30,7 +30,7 @@ def update(save_dir, model_checkpoint_path, *args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 checkpoint_management.update_checkpoint_state_internal = update
-from trainer import cli
+import cli
 sys.exit(cli.main(["mtfzoo"] + sys.argv[1:]))
 """
 
@@ -83,7 +83,7 @@ def test_sigkill_after_a_checkpoint_then_rerun_ends_like_an_uninterrupted_run(tm
   corpus = cli.write_corpus(tmp_path / "corpus.txt")
   bindings = ("run.train_steps = 200", "run.steps_per_checkpoint = 5")
   run = tmp_path / "run"
-  command = [sys.executable, "-m", "trainer.cli"] + train_args(run, corpus, *bindings)
+  command = [sys.executable, "-m", "cli"] + train_args(run, corpus, *bindings)
   process = subprocess.Popen(command, cwd=cli.REPO, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   try:

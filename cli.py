@@ -1,7 +1,11 @@
 """mtfzoo: train | eval | sample | score | export | compare | bench.
 
-Every mistake a user can make ends in one line on stderr and exit status 2.
+A thin dispatcher: it parses flags and gin, then calls one function of a job package
+(trainer, inference, reports) per command. Those packages are imported inside the
+command functions, so a flag mistake is reported before TensorFlow's seconds-long
+import. Every mistake a user can make ends in one line on stderr and exit status 2.
 """
+# pylint: disable=g-import-not-at-top
 import json
 import logging
 import os
@@ -48,9 +52,10 @@ class UsageError(Exception):
 def settings_for(command):
   """Parses gin (saved config of model_dir, then --gin_file, then --gin_param) and
   returns the run settings."""
-  from trainer import config  # pylint: disable=g-import-not-at-top
-  from trainer.run import Run  # pylint: disable=g-import-not-at-top
-  from trainer.errors import UserError  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from trainer import config
+  from trainer.errors import UserError
+  from trainer.run import Run
   saved = config.saved_config(FLAGS.model_dir) if FLAGS.model_dir else None
   if command == "train" and FLAGS.gin_file:
     saved = None  # the gin files given define the run; the checkpoint check guards it
@@ -63,6 +68,8 @@ def settings_for(command):
   config.parse(FLAGS.gin_file, FLAGS.gin_param, base_config=saved)
   try:
     return Run()
+  except UserError as e:  # gin appends "In call to configurable 'run'" on a new line
+    raise UserError(config.first_line(e))
   except (ValueError, TypeError) as e:
     raise UserError("gin: %s" % config.first_line(e))
 
@@ -87,51 +94,75 @@ def tpu_flags():
   return {"tpu": FLAGS.tpu, "zone": FLAGS.zone, "project": FLAGS.project}
 
 
+def compare_command(args):
+  from reports import compare
+  if not args:
+    raise UsageError("compare needs run directories: mtfzoo compare D1 D2 --out DIR")
+  compare.compare(args, require("out"))
+
+
+def bench_command(settings):
+  from reports import bench
+  if FLAGS.match_params:
+    settings = bench.match_params(settings, FLAGS.match_params)
+  print(json.dumps(bench.bench(settings)), flush=True)
+
+
+def train_command(settings):
+  from trainer import loop
+  loop.train(settings, require("model_dir"), tpu_flags())
+
+
+def eval_command(settings):
+  from trainer import loop
+  model_dir = require("model_dir")
+  manifest = loop.shards(settings, model_dir, "eval")
+  result = loop.evaluate(settings, model_dir, manifest, tpu_flags=tpu_flags())
+  print("bpc: %.4f" % result["bpc"])
+
+
+def sample_command(settings):
+  from inference import sample
+  check_sampling_flags()
+  generated, cut = sample.sample(settings, require("model_dir"), FLAGS.prompt,
+                                 FLAGS.length, FLAGS.temperature, FLAGS.top_k,
+                                 FLAGS.seed, tpu_flags())
+  if cut:
+    print("(the prompt is longer than the context: using its last %d bytes)"
+          % settings.sequence_length, file=sys.stderr)
+  sys.stdout.write(FLAGS.prompt + generated.decode("utf-8", errors="replace") + "\n")
+
+
+def score_command(settings):
+  from inference import score
+  if FLAGS.text is None:
+    raise UsageError("--text is required")
+  print(json.dumps(score.score(settings, require("model_dir"), FLAGS.text,
+                               tpu_flags())))
+
+
+def export_command(settings):
+  from inference import export
+  check_sampling_flags()
+  export.export(settings, require("model_dir"), require("export_dir"), FLAGS.length,
+                FLAGS.temperature, FLAGS.top_k, seed=FLAGS.seed)
+
+
+# Commands that run a config: each takes the run settings parsed from gin.
+CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_command,
+                   "sample": sample_command, "score": score_command,
+                   "export": export_command}
+
+
 def run_command(command, args):
-  # pylint: disable=g-import-not-at-top
-  from trainer.errors import UserError
   if command == "compare":
-    from trainer import compare
-    if not args:
-      raise UsageError("compare needs run directories: mtfzoo compare D1 D2 --out DIR")
-    compare.compare(args, require("out"))
+    compare_command(args)
     return
   if args:
     raise UsageError("unexpected arguments: %s" % " ".join(args))
-  if command == "bench":
-    from trainer import bench
-    settings = settings_for(command)
-    if FLAGS.match_params:
-      settings = bench.match_params(settings, FLAGS.match_params)
-    print(json.dumps(bench.bench(settings)), flush=True)
-    return
-  model_dir = require("model_dir")
-  settings = settings_for(command)
-  from trainer import loop, inference
-  if command == "train":
-    loop.train(settings, model_dir, tpu_flags())
-  elif command == "eval":
-    manifest = loop.shards(settings, model_dir, "eval")
-    result = loop.evaluate(settings, model_dir, manifest, tpu_flags=tpu_flags())
-    print("bpc: %.4f" % result["bpc"])
-  elif command == "sample":
-    check_sampling_flags()
-    generated, cut = inference.sample(settings, model_dir, FLAGS.prompt, FLAGS.length,
-                                      FLAGS.temperature, FLAGS.top_k, FLAGS.seed,
-                                      tpu_flags())
-    if cut:
-      print("(the prompt is longer than the context: using its last %d bytes)"
-            % settings.sequence_length, file=sys.stderr)
-    sys.stdout.write(FLAGS.prompt + generated.decode("utf-8", errors="replace") + "\n")
-  elif command == "score":
-    if FLAGS.text is None:
-      raise UsageError("--text is required")
-    print(json.dumps(inference.score(settings, model_dir, FLAGS.text, tpu_flags())))
-  elif command == "export":
-    from trainer import export
-    check_sampling_flags()
-    export.export(settings, model_dir, require("export_dir"), FLAGS.length,
-                  FLAGS.temperature, FLAGS.top_k, seed=FLAGS.seed)
+  if command != "bench":
+    require("model_dir")
+  CONFIG_COMMANDS[command](settings_for(command))
 
 
 def spend_the_xla_compile_notice(tf):

@@ -2,7 +2,7 @@
 import gin
 import pytest
 
-from trainer import bench
+from reports import bench
 from trainer import config
 from trainer import model_summary
 from trainer.run import Run

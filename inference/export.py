@@ -51,6 +51,19 @@ def bytes_to_text(byte_ids):
   return tf.strings.reduce_join(tf.gather(table, byte_ids), axis=-1)
 
 
+def with_text_output(model_fn):
+  """The serving model_fn: the sampler's bytes as one string per given prompt."""
+
+  def serving_model_fn(features, labels, mode, params):
+    spec = model_fn(features, labels, mode, params)
+    outputs = {"text": bytes_to_text(spec.predictions["generated"])
+                       [:features["num_prompts"]]}
+    return spec._replace(predictions=outputs, export_outputs={
+        "serving_default": tf.estimator.export.PredictOutput(outputs)})
+
+  return serving_model_fn
+
+
 def save_npz(checkpoint, path):
   """Every variable of the checkpoint, in full, under its mtf name."""
   values = {name: tf.train.load_variable(checkpoint, name)
@@ -69,9 +82,10 @@ def export(settings, model_dir, export_dir, length=200, temperature=0.0, top_k=0
   if temperature < 0:
     raise UserError("temperature must be >= 0, got %g" % temperature)
   params = {"sample_length": length, "temperature": temperature, "top_k": top_k,
-            "seed": seed, "serving": True}
+            "seed": seed}
   estimator = make_estimator(settings, model_dir, params=params, seed=seed,
-                             predict_batch_size=batch_size)
+                             predict_batch_size=batch_size,
+                             wrap_model_fn=with_text_output)
   parent = os.path.dirname(os.path.abspath(export_dir))
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=".export-", dir=parent)

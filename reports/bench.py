@@ -5,6 +5,8 @@ Absolute times drift on a shared machine, so every figure that matters is a rati
 one run: `mfu` divides the model's FLOP/s by the best f32 matmul FLOP/s this process
 reaches just before, and comparisons between configs divide bench records.
 """
+import dataclasses
+import json
 import resource
 import sys
 import tempfile
@@ -13,12 +15,16 @@ import time
 import gin
 import numpy as np
 
+import data
+from models import sampling
+from models.gpt import GPT
 from mtf_compat import mtf, tf
 from trainer import loop
 from trainer import mesh as mesh_lib
 from trainer import model_summary
 from trainer.errors import UserError
 from trainer.estimator import make_estimator
+from trainer.model_fn import build_model
 
 
 class StepTimer(tf.estimator.SessionRunHook):
@@ -81,7 +87,6 @@ def contraction_flops(settings, batch):
   with tf.Graph().as_default():
     graph = mtf.Graph()
     mesh = mtf.Mesh(graph, "mesh")
-    from trainer.model_fn import build_model  # pylint: disable=g-import-not-at-top
     model, context, token_shape = build_model(settings, mesh, "train", batch)
     model.logits(mtf.zeros(mesh, token_shape, tf.int32), context)
   total = 0
@@ -106,12 +111,8 @@ def sampling_speed(settings, repeats=10):
   Every run also pays one prefill over the window. `recompute` is the full-window
   sampler on the early half, for the speed-up.
   """
-  from models import sampling  # pylint: disable=g-import-not-at-top
-  from trainer.inference import batch_multiple  # pylint: disable=g-import-not-at-top
-  from trainer.model_fn import build_model  # pylint: disable=g-import-not-at-top
-  shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
   half = settings.sequence_length // 2
-  batch = batch_multiple(settings)
+  batch = settings.layout.split("batch")
   with tf.Graph().as_default():
     graph = mtf.Graph()
     mesh = mtf.Mesh(graph, "mesh")
@@ -125,9 +126,10 @@ def sampling_speed(settings, repeats=10):
     samples = {incremental: sampling.sample(model, context, tokens, prompt_length, half,
                                             incremental=incremental)
                for incremental in (True, False)}
-    lowering = mtf.Lowering(graph, {mesh: mesh_lib.placement_impl(shape, rules)})
+    lowering = mtf.Lowering(graph, {mesh: settings.layout.placement_impl()})
     fetches = {k: lowering.export_to_tf_tensor(v) for k, v in samples.items()}
-    config = mesh_lib.session_config(shape.size, settings.intra_op_threads,
+    config = mesh_lib.session_config(settings.layout.num_devices,
+                                     settings.intra_op_threads,
                                      settings.inter_op_threads)
     with tf.Session(config=config) as session:
       session.run(tf.global_variables_initializer())
@@ -157,7 +159,6 @@ def match_params(settings, target, multiple=8, tolerance=0.1):
   When even that count is off by more than `tolerance` (seq² maps with many heads can
   outweigh a whole Transformer), d_model stays as configured and stderr says so.
   """
-  from models.gpt import GPT  # pylint: disable=g-import-not-at-top
   configured = GPT().d_model
 
   def params(d_model):
@@ -185,24 +186,21 @@ def match_params(settings, target, multiple=8, tolerance=0.1):
 
 
 def bench(settings, warmup=10, steps=50):
-  shape, _ = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
-  matmul_flops = machine_matmul_flops(num_devices=shape.size)
+  matmul_flops = machine_matmul_flops(num_devices=settings.layout.num_devices)
   summary = model_summary.summarize(settings)
   with tempfile.TemporaryDirectory() as model_dir:
-    timed = settings.__class__(**{**settings.__dict__, "train_steps": warmup + steps,
-                                  "steps_per_checkpoint": 10 ** 9})
+    timed = dataclasses.replace(settings, train_steps=warmup + steps,
+                                steps_per_checkpoint=10 ** 9)
     manifest = loop.shards(timed, model_dir, "train")
     timer = StepTimer(warmup)
     estimator = make_estimator(timed, model_dir, hooks=lambda tensors: [timer])
-    import data  # pylint: disable=g-import-not-at-top
     estimator.train(data.make_input_fn(manifest["dir"], timed.sequence_length,
                                        training=True, seed=timed.seed),
                     max_steps=warmup + steps)
   step_time = timer.step_time()
   threads = mesh_lib.thread_counts(settings.intra_op_threads, settings.inter_op_threads)
-  tokens_per_step = settings.batch_size * settings.sequence_length
   flops_per_token = contraction_flops(settings, settings.batch_size)
-  tokens_per_sec = tokens_per_step / step_time
+  tokens_per_sec = settings.tokens_per_step / step_time
   return {
       "params": summary.params,
       "num_layers": summary.num_layers,
@@ -267,6 +265,5 @@ def markdown_table(records):
 
 
 if __name__ == "__main__":
-  import json
   with open(sys.argv[1]) as f:
     print(markdown_table([json.loads(line) for line in f if line.strip()]))
