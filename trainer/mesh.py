@@ -26,8 +26,20 @@ class Layout(NamedTuple):
                                                     self.shape)
     return 1 if axis is None else self.shape.dims[axis].size
 
+  def slice_size(self, shape):
+    """Elements of one device's slice of a tensor of this mtf shape (the layout is
+    assumed to divide it: see `violations`)."""
+    size = 1
+    for d in shape.dims:
+      size *= d.size // self.split(d.name)
+    return size
+
   def validate(self, graph):
     validate_layout(graph, self.shape, self.rules)
+
+  def violations(self, graph):
+    """Every distinct Violation of this layout by a tensor of the graph."""
+    return list(layout_violations(graph, self.shape, self.rules))
 
   def placement_impl(self):
     return placement_impl(self.shape, self.rules)
@@ -59,9 +71,17 @@ def parse(mesh_shape, layout_rules):
   return Layout(shape, rules)
 
 
-def validate_layout(graph, shape, rules):
-  """Every laid-out dimension of every tensor divides by its mesh axis, and no tensor
-  maps two dimensions to one mesh axis; raises UserError naming the first violation."""
+class Violation(NamedTuple):
+  """Why a layout cannot lay out a tensor: `dims` are the tensor dimensions at fault
+  (one that its mesh axis does not divide, or two that map to one axis)."""
+  dims: tuple
+  mesh_axis: str
+  message: str
+
+
+def layout_violations(graph, shape, rules):
+  """Each distinct Violation of the layout by a tensor of the graph, in graph order."""
+  seen = set()
   for op in graph.operations:
     for t in op.outputs:
       used = {}
@@ -71,14 +91,29 @@ def validate_layout(graph, shape, rules):
           continue
         mesh_dim = shape.dims[axis]
         if d.size % mesh_dim.size:
-          raise UserError(
+          found = Violation(
+              (d.name,), mesh_dim.name,
               "layout: dimension %s (size %d) is split over mesh axis %s (size %d), "
-              "which does not divide it" % (d.name, d.size, mesh_dim.name, mesh_dim.size))
-        if axis in used:
-          raise UserError(
+              "which does not divide it" % (d.name, d.size, mesh_dim.name,
+                                            mesh_dim.size))
+        elif axis in used:
+          found = Violation(
+              (used[axis], d.name), mesh_dim.name,
               "layout: dimensions %s and %s of one tensor (%s) both map to mesh axis %s"
               % (used[axis], d.name, t.name, mesh_dim.name))
-        used[axis] = d.name
+        else:
+          used[axis] = d.name
+          continue
+        if found.message not in seen:
+          seen.add(found.message)
+          yield found
+
+
+def validate_layout(graph, shape, rules):
+  """Every laid-out dimension of every tensor divides by its mesh axis, and no tensor
+  maps two dimensions to one mesh axis; raises UserError naming the first violation."""
+  for violation in layout_violations(graph, shape, rules):
+    raise UserError(violation.message)
 
 
 def local_devices(num_devices):

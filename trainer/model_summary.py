@@ -2,6 +2,7 @@
 role, seq x seq map sizes, activation and optimizer-state memory."""
 import collections
 import dataclasses
+from typing import NamedTuple
 
 from layers import variables as variables_lib
 from layers.context import TRAIN
@@ -41,11 +42,17 @@ class Summary:
     return out
 
 
-def summarize(settings):
-  """Builds the graphs in scratch tf.Graphs; validates the layout on the training one.
+class Graphs(NamedTuple):
+  """The mtf graphs of one config, built but not lowered."""
+  forward: mtf.Graph    # one microbatch's loss: the tensors activation memory counts
+  training: mtf.Graph   # the whole step: loss, gradients, clipping, update
+  model: object
+  optimizer: object     # its slot variables are the optimizer state
 
-  Activation memory counts every tensor of one microbatch's forward pass.
-  """
+
+def build_graphs(settings):
+  """Builds both graphs in scratch tf.Graphs, under the settings' layout (layers read it
+  to choose their communication), without validating it."""
   with tf.Graph().as_default():
     forward = mtf.Graph()
     mesh = mtf.Mesh(forward, "mesh")
@@ -61,7 +68,27 @@ def summarize(settings):
     tokens = mtf.zeros(mesh, token_shape, tf.int32)
     global_step = tf.train.get_or_create_global_step()
     *_, optimizer = train_graph(settings, model, context, tokens, tokens, global_step)
-    settings.layout.validate(graph)
+  return Graphs(forward, graph, model, optimizer)
+
+
+def forward_tensors(graphs):
+  """Every tensor of one microbatch's forward pass: what activation memory counts."""
+  return [t for op in graphs.forward.operations for t in op.outputs]
+
+
+def activation_itemsize(settings):
+  """Bytes per activation element (every forward tensor is counted at this size)."""
+  return 2 if settings.activation_dtype == "bfloat16" else 4
+
+
+def summarize(settings):
+  """Builds the graphs (`build_graphs`) and validates the layout on the training one.
+
+  Activation memory counts every tensor of one microbatch's forward pass.
+  """
+  graphs = build_graphs(settings)
+  graph, model, optimizer = graphs.training, graphs.model, graphs.optimizer
+  settings.layout.validate(graph)
 
   by_role = collections.Counter()
   seq_maps = []
@@ -70,11 +97,11 @@ def summarize(settings):
     by_role[record.role] += v.shape.size
     if record.role == variables_lib.SEQ_MAP:
       seq_maps.append((v.name, v.shape.to_integer_list))
-  forward_tensors = [t for op in forward.operations for t in op.outputs]
-  attention = [t for t in forward_tensors
+  forward = forward_tensors(graphs)
+  attention = [t for t in forward
                if {"length", "memory_length", "batch"} <= set(t.shape.dimension_names)]
-  itemsize = 2 if settings.activation_dtype == "bfloat16" else 4
-  largest = sorted(forward_tensors, key=lambda t: -t.shape.size)[:LARGEST]
+  itemsize = activation_itemsize(settings)
+  largest = sorted(forward, key=lambda t: -t.shape.size)[:LARGEST]
   heads = [d.size for v in graph.trainable_variables for d in v.shape.dims
            if d.name == "heads"]
   return Summary(
@@ -83,7 +110,7 @@ def summarize(settings):
       variable_shapes={v.name: v.shape.to_integer_list for v in graph.all_variables},
       seq_maps=seq_maps,
       attention_map_elements=max((t.shape.size for t in attention), default=0),
-      activation_bytes=sum(t.shape.size * itemsize for t in forward_tensors),
+      activation_bytes=sum(t.shape.size * itemsize for t in forward),
       largest_activations=[(t.name, t.shape.to_integer_list, t.shape.size * itemsize)
                            for t in largest],
       optimizer_state_bytes=optimizer.state_bytes(),
