@@ -1,4 +1,4 @@
-"""mtfzoo: train | eval | sample | score | export | compare | bench.
+"""mtfzoo: train | eval | sample | score | export | compare | bench | layout.
 
 A thin dispatcher: it parses flags and gin, then calls one function of a job package
 (trainer, inference, reports) per command. Those packages are imported inside the
@@ -21,7 +21,8 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 from absl import flags  # noqa: E402
 
-COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench")
+COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench",
+            "layout")
 USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
     COMMANDS)
 
@@ -37,12 +38,21 @@ flags.DEFINE_integer("top_k", 0, "sample: keep the k most likely bytes (0: all)"
 flags.DEFINE_integer("seed", 0, "sample: random seed")
 flags.DEFINE_string("text", None, "score: the text to score")
 flags.DEFINE_string("export_dir", None, "export: the directory to create")
-flags.DEFINE_string("out", None, "compare/bench: the output directory or file")
+flags.DEFINE_string("out", None, "compare: the output directory; layout: a JSON file "
+                    "of the candidates")
 flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
                      "the model has about this many parameters")
+flags.DEFINE_integer("devices", None, "layout: the number of devices to lay the model "
+                     "over")
+flags.DEFINE_float("device_memory_gb", None, "layout: memory per device in GB (10^9 "
+                   "bytes); layouts needing more are marked")
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
+
+
+# Commands that may run on gin files alone; the others read a model_dir's config.gin.
+OWN_CONFIG_COMMANDS = ("train", "bench", "layout")
 
 
 class UsageError(Exception):
@@ -59,10 +69,10 @@ def settings_for(command):
   saved = config.saved_config(FLAGS.model_dir) if FLAGS.model_dir else None
   if command == "train" and FLAGS.gin_file:
     saved = None  # the gin files given define the run; the checkpoint check guards it
-  elif command in ("train", "bench") and not (FLAGS.gin_file or saved):
+  elif command in OWN_CONFIG_COMMANDS and not (FLAGS.gin_file or saved):
     raise UserError("%s needs --gin_file (or a --model_dir that holds config.gin)"
                     % command)
-  elif command not in ("train", "bench") and saved is None:
+  elif command not in OWN_CONFIG_COMMANDS and saved is None:
     raise UserError("model_dir %r holds no config.gin: train a model there first"
                     % FLAGS.model_dir)
   config.parse(FLAGS.gin_file, FLAGS.gin_param, base_config=saved)
@@ -108,6 +118,14 @@ def bench_command(settings):
   print(json.dumps(bench.bench(settings)), flush=True)
 
 
+def layout_command(settings):
+  from reports import layout_plan
+  plan = layout_plan.plan(settings, require("devices"), FLAGS.device_memory_gb)
+  print(plan.table(), flush=True)
+  if FLAGS.out:
+    plan.write_json(FLAGS.out)
+
+
 def train_command(settings):
   from trainer import loop
   loop.train(settings, require("model_dir"), tpu_flags())
@@ -151,7 +169,7 @@ def export_command(settings):
 # Commands that run a config: each takes the run settings parsed from gin.
 CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_command,
                    "sample": sample_command, "score": score_command,
-                   "export": export_command}
+                   "export": export_command, "layout": layout_command}
 
 
 def run_command(command, args):
@@ -160,7 +178,7 @@ def run_command(command, args):
     return
   if args:
     raise UsageError("unexpected arguments: %s" % " ".join(args))
-  if command != "bench":
+  if command not in ("bench", "layout"):
     require("model_dir")
   CONFIG_COMMANDS[command](settings_for(command))
 
