@@ -91,13 +91,22 @@ def test_a_dimension_the_axis_does_not_divide_is_explained_and_worked_around():
   batch = candidates[("data:8", "batch:data")]
   assert batch.problems == ["layout: dimension batch (size 4) is split over mesh axis "
                             "data (size 8), which does not divide it"]
-  # Only model-axis rules are dropped: a batch the data axis does not divide stays one
-  # explained row.
-  assert [c for c in candidates.values() if c.mesh_shape == "data:8"] == [batch]
   assert candidates[("data:4,model:2",
                      "batch:data,heads:model,d_ff:model,vocab:model")].valid
   table = layout_plan.plan(settings(), 8).table()
   assert "invalid: dimension heads (size 2) is split over mesh axis model (size 8)" in table
+
+
+def test_a_batch_the_data_axis_does_not_divide_is_one_row_without_fallbacks():
+  # data:4,model:4 fails on the batch (2 over 4) and on the heads (2 over 4): dropping
+  # model rules cannot fix the batch, so the mesh keeps its one explained row.
+  plan = layout_plan.plan(settings("transformer", "run.batch_size = 2"), 16)
+  [both] = [c for c in plan.candidates if c.mesh_shape == "data:4,model:4"]
+  assert [p.split(" (")[0] for p in both.problems] == ["layout: dimension batch",
+                                                       "layout: dimension heads"]
+  # Where only the heads are at fault, the rules without them are tried.
+  assert [c.layout_rules for c in plan.candidates if c.mesh_shape == "data:2,model:8"] == [
+      "batch:data,heads:model,d_ff:model,vocab:model", "batch:data,d_ff:model,vocab:model"]
 
 
 def test_two_dimensions_on_the_model_axis_offer_the_rules_without_either():
@@ -129,8 +138,10 @@ def test_rows_over_the_device_memory_are_marked():
 def test_the_configured_layout_is_marked_or_added():
   standard = settings("transformer", "run.mesh_shape = 'data:2'",
                       "run.layout_rules = 'batch:data'")
-  marked = [c for c in layout_plan.plan(standard, 2).candidates if c.configured]
-  assert [(c.mesh_shape, c.layout_rules) for c in marked] == [("data:2", "batch:data")]
+  candidates = layout_plan.plan(standard, 2).candidates
+  assert [(c.mesh_shape, c.layout_rules, c.configured) for c in candidates] == [
+      ("data:2", "batch:data", True),
+      ("model:2", "heads:model,d_ff:model,vocab:model", False)]
   gin.clear_config()
   own = settings("transformer", "run.mesh_shape = 'model:2'",
                  "run.layout_rules = 'heads:model'")
