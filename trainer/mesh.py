@@ -80,7 +80,8 @@ class Violation(NamedTuple):
 
 
 def layout_violations(graph, shape, rules):
-  """Each distinct Violation of the layout by a tensor of the graph, in graph order."""
+  """Each distinct Violation of the layout by the graph's tensors, in graph order: a
+  fault (the dimensions, their size, the axis) is reported at its first tensor."""
   seen = set()
   for op in graph.operations:
     for t in op.outputs:
@@ -104,8 +105,9 @@ def layout_violations(graph, shape, rules):
         else:
           used[axis] = d.name
           continue
-        if found.message not in seen:
-          seen.add(found.message)
+        fault = (found.dims, found.mesh_axis, d.size)  # the first tensor stands for all
+        if fault not in seen:
+          seen.add(fault)
           yield found
 
 
