@@ -86,6 +86,7 @@ class Candidate:
 
 @dataclasses.dataclass
 class Plan:
+  """The candidates for one config and device count, as a table or JSON."""
   num_devices: int
   device_memory_gb: Optional[float]
   settings: object
