@@ -8,8 +8,8 @@ out: `data:N`, `model:N`) with the project's standard rules, those of gin/layout
 layers read the layout to pick their communication) and checked against every tensor
 (trainer.mesh.Layout.violations). When the only faults are model-axis rules (a
 dimension `model` does not divide, or two dimensions of one tensor on `model`), the
-rules without each faulty one are tried in turn, so a model whose heads do not divide
-the axis still gets its d_ff and vocab split.
+rules without the faulty ones are tried (`fallback_rules`), so a model whose heads do
+not divide the axis still gets its d_ff and vocab split.
 
 Bytes per device of a valid candidate, a tensor counted by its slice under the layout
 (each split dimension divided by its mesh axis; unsplit tensors whole on every device):
@@ -176,9 +176,30 @@ def measure(settings, mesh_shape, layout_rules):
   return candidate
 
 
+def fallback_rules(model_rules, violations):
+  """The model-axis rule sets to try after `model_rules` failed with `violations`.
+
+  A dimension the axis does not divide can never stay on it, so all such dimensions go
+  at once; two dimensions of one tensor on the axis give two sets, each without one of
+  them. None when a fault is not a model rule's (a batch the data axis does not
+  divide): no set of model rules fixes that.
+  """
+  if not all(set(v.dims) & set(model_rules) for v in violations):
+    return []
+  indivisible = {d for v in violations if len(v.dims) == 1 for d in v.dims}
+  kept = tuple(r for r in model_rules if r not in indivisible)
+  conflicts = [v.dims for v in violations if len(v.dims) > 1
+               and set(v.dims) <= set(kept)]
+  if not conflicts:
+    options = [kept]
+  else:  # the first conflict; the next ones are met by the sets it leads to
+    options = [tuple(r for r in kept if r != d) for d in conflicts[0]]
+  return [o for o in options if o]
+
+
 def mesh_candidates(settings, data, model):
-  """The standard rules on a data x model mesh, then, while only model-axis rules are at
-  fault, the rules without each faulty one (each rule set measured once)."""
+  """The standard rules on a data x model mesh, then the fallback_rules of each failed
+  set in turn (each rule set measured once)."""
   mesh_shape = mesh_string(data, model)
   pending, seen, found = [MODEL_RULES if model > 1 else ()], set(), []
   while pending:
@@ -188,13 +209,7 @@ def mesh_candidates(settings, data, model):
     seen.add(model_rules)
     candidate = measure(settings, mesh_shape, rules_string(data, model_rules))
     found.append(candidate)
-    faulty = [set(v.dims) & set(model_rules) for v in candidate.violations]
-    if all(faulty):  # each violation involves a model rule: dropping one may help
-      for dims in faulty:
-        for dim in sorted(dims):
-          fewer = tuple(r for r in model_rules if r != dim)
-          if fewer:
-            pending.append(fewer)
+    pending += fallback_rules(model_rules, candidate.violations)
   return found
 
 

@@ -9,6 +9,7 @@ from reports import layout_plan
 from tests import cli_testing as cli
 from trainer import config
 from trainer import model_summary
+from trainer.mesh import Violation
 from trainer.run import Run
 
 TINY = ["GPT.num_layers = 1", "GPT.d_model = 32", "Attention.heads = 2",
@@ -107,6 +108,32 @@ def test_a_batch_the_data_axis_does_not_divide_is_one_row_without_fallbacks():
   # Where only the heads are at fault, the rules without them are tried.
   assert [c.layout_rules for c in plan.candidates if c.mesh_shape == "data:2,model:8"] == [
       "batch:data,heads:model,d_ff:model,vocab:model", "batch:data,d_ff:model,vocab:model"]
+
+
+def test_an_axis_that_divides_no_model_dimension_is_one_row_naming_them_all():
+  plan = layout_plan.plan(settings(), 3)
+  [model] = [c for c in plan.candidates if c.mesh_shape == "model:3"]
+  assert model.layout_rules == "heads:model,d_ff:model,vocab:model"
+  assert sorted(v.dims for v in model.violations) == [("d_ff",), ("heads",), ("vocab",)]
+
+
+def indivisible(dim, axis="model"):
+  return Violation((dim,), axis, "")
+
+
+def test_fallback_rules_drop_what_cannot_divide_and_branch_on_a_conflict():
+  rules = ("heads", "d_ff", "vocab")
+  assert layout_plan.fallback_rules(rules, [indivisible("heads"),
+                                            indivisible("vocab")]) == [("d_ff",)]
+  conflict = Violation(("heads", "d_ff"), "model", "")
+  assert layout_plan.fallback_rules(rules, [conflict]) == [("d_ff", "vocab"),
+                                                           ("heads", "vocab")]
+  # Once heads must go, the conflict is gone with it.
+  assert layout_plan.fallback_rules(rules, [indivisible("heads"), conflict]) == [
+      ("d_ff", "vocab")]
+  assert layout_plan.fallback_rules(rules, [indivisible("batch", "data"),
+                                            indivisible("heads")]) == []
+  assert layout_plan.fallback_rules(("heads",), [indivisible("heads")]) == []
 
 
 def test_two_dimensions_on_the_model_axis_offer_the_rules_without_either():
