@@ -1,4 +1,4 @@
-"""mtfzoo: train | eval | sample | score | export | compare | bench.
+"""mtfzoo: train | eval | sample | score | export | compare | bench | synthetic.
 
 A thin dispatcher: it parses flags and gin, then calls one function of a job package
 (trainer, inference, reports) per command. Those packages are imported inside the
@@ -21,7 +21,8 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 from absl import flags  # noqa: E402
 
-COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench")
+COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench",
+            "synthetic")
 USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
     COMMANDS)
 
@@ -30,19 +31,29 @@ flags.DEFINE_multi_string("gin_file", [], "Gin file (repeatable), e.g. gin/quick
 flags.DEFINE_multi_string("gin_param", [], "Gin binding (repeatable), e.g. "
                           "run.train_steps=100")
 flags.DEFINE_string("model_dir", None, "Directory of checkpoints, config and metrics")
+flags.DEFINE_enum("split", "eval", ["eval", "test"], "eval: the split to measure "
+                  "(test: enwik8's test split)")
 flags.DEFINE_string("prompt", "\n", "sample: the text to continue")
 flags.DEFINE_integer("length", 200, "sample/export: bytes to generate")
 flags.DEFINE_float("temperature", 1.0, "sample/export: 0 is greedy")
 flags.DEFINE_integer("top_k", 0, "sample: keep the k most likely bytes (0: all)")
-flags.DEFINE_integer("seed", 0, "sample: random seed")
+flags.DEFINE_integer("seed", 0, "sample: random seed; synthetic: the seed of the "
+                     "generated sequences")
 flags.DEFINE_string("text", None, "score: the text to score")
 flags.DEFINE_string("export_dir", None, "export: the directory to create")
 flags.DEFINE_string("out", None, "compare/bench: the output directory or file")
 flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
                      "the model has about this many parameters")
+flags.DEFINE_string("task", None, "synthetic: mqar, induction or selective_copy")
+flags.DEFINE_integer("num_pairs", None, "synthetic: mqar's key-value pairs (default: "
+                     "DEFAULT_NUM_PAIRS in reports/synthetic.py)")
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
+
+
+# Commands that may run from --gin_file alone (the others read a model_dir's config).
+GIN_FILE_COMMANDS = ("train", "bench", "synthetic")
 
 
 class UsageError(Exception):
@@ -59,10 +70,10 @@ def settings_for(command):
   saved = config.saved_config(FLAGS.model_dir) if FLAGS.model_dir else None
   if command == "train" and FLAGS.gin_file:
     saved = None  # the gin files given define the run; the checkpoint check guards it
-  elif command in ("train", "bench") and not (FLAGS.gin_file or saved):
+  elif command in GIN_FILE_COMMANDS and not (FLAGS.gin_file or saved):
     raise UserError("%s needs --gin_file (or a --model_dir that holds config.gin)"
                     % command)
-  elif command not in ("train", "bench") and saved is None:
+  elif command not in GIN_FILE_COMMANDS and saved is None:
     raise UserError("model_dir %r holds no config.gin: train a model there first"
                     % FLAGS.model_dir)
   config.parse(FLAGS.gin_file, FLAGS.gin_param, base_config=saved)
@@ -108,6 +119,15 @@ def bench_command(settings):
   print(json.dumps(bench.bench(settings)), flush=True)
 
 
+def synthetic_command(settings):
+  from reports import synthetic
+  model = os.path.splitext(os.path.basename(FLAGS.gin_file[0]))[0] if FLAGS.gin_file \
+      else None
+  print(json.dumps(synthetic.train_and_measure(
+      settings, require("task"), model, FLAGS.seed, FLAGS.num_pairs, FLAGS.model_dir)),
+        flush=True)
+
+
 def train_command(settings):
   from trainer import loop
   loop.train(settings, require("model_dir"), tpu_flags())
@@ -116,9 +136,9 @@ def train_command(settings):
 def eval_command(settings):
   from trainer import loop
   model_dir = require("model_dir")
-  manifest = loop.shards(settings, model_dir, "eval")
+  manifest = loop.shards(settings, model_dir, FLAGS.split)
   result = loop.evaluate(settings, model_dir, manifest, tpu_flags=tpu_flags())
-  print("bpc: %.4f" % result["bpc"])
+  print("%s: %.4f" % ("test bpc" if FLAGS.split == "test" else "bpc", result["bpc"]))
 
 
 def sample_command(settings):
@@ -151,7 +171,7 @@ def export_command(settings):
 # Commands that run a config: each takes the run settings parsed from gin.
 CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_command,
                    "sample": sample_command, "score": score_command,
-                   "export": export_command}
+                   "export": export_command, "synthetic": synthetic_command}
 
 
 def run_command(command, args):
@@ -160,7 +180,7 @@ def run_command(command, args):
     return
   if args:
     raise UsageError("unexpected arguments: %s" % " ".join(args))
-  if command != "bench":
+  if command not in ("bench", "synthetic"):
     require("model_dir")
   CONFIG_COMMANDS[command](settings_for(command))
 
@@ -196,7 +216,7 @@ def main(argv=None):
     return 2
   from mtf_compat import tf  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.ERROR)
-  if rest[1] in ("train", "eval", "bench"):
+  if rest[1] in ("train", "eval", "bench", "synthetic"):
     spend_the_xla_compile_notice(tf)
   from trainer.errors import UserError  # pylint: disable=g-import-not-at-top
   try:
