@@ -121,8 +121,9 @@ def bench_command(settings):
 
 def synthetic_command(settings):
   from reports import synthetic
-  model = os.path.splitext(os.path.basename(FLAGS.gin_file[0]))[0] if FLAGS.gin_file \
-      else None
+  # The model is named by its gin file: gin/models/mixer.gin -> "mixer".
+  model = (os.path.splitext(os.path.basename(FLAGS.gin_file[0]))[0] if FLAGS.gin_file
+           else None)
   print(json.dumps(synthetic.train_and_measure(
       settings, require("task"), model, FLAGS.seed, FLAGS.num_pairs, FLAGS.model_dir)),
         flush=True)
