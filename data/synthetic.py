@@ -11,9 +11,9 @@ are read there only); everywhere else the byte is noise the model cannot predict
   in a tail of FILLER bytes. Answers: the value after each queried key.
   Needs 4K ≤ sequence_length + 1.
 - induction (induction heads; Olsson et al. 2022, their repeated random tokens): a
-  prefix of P distinct random bytes in [1, 256), P random in [2, (L + 1) / 2], repeated
-  to fill the window. Each byte of a repeat is a token seen before; the answer is what
-  followed it then. Answers: every byte after the first P + 1.
+  prefix of P distinct random bytes in [1, 256), P random in [2, min(255, (L + 1) / 2)],
+  repeated to fill the window. Each byte of a repeat is a token seen before; the answer
+  is what followed it then. Answers: every byte after the first P + 1.
 - selective_copy (Gu & Dao 2023): random noise bytes in [2, 256) holding N data
   bytes, each right after a MARK byte, then GO and the N data bytes in order. Answers:
   the N copied bytes. N = sequence_length // 8.
