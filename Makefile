@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 
-.PHONY: demo test bench experiments clean
+.PHONY: demo test bench experiments recall clean
 
 $(STAMP): requirements.txt setup.py
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 9) <= v <= (3, 11) else "mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for %d.%d): run make PYTHON=python3.11" % v)'
@@ -45,8 +45,25 @@ bench: $(STAMP)
 	$(BIN)/python -m reports.bench bench/bench.jsonl > bench/bench.md
 	cat bench/bench.md
 
+# Synthetic recall: every gin/models file on mqar at each d_model (2 blocks, context
+# 128; gin/experiments/recall.gin), one JSON line each, then report/recall.png and
+# report/recall.md. RECALL_PARAMS adds flags, e.g. "--gin_param run.train_steps=20".
+RECALL_MODELS ?= $(basename $(notdir $(wildcard gin/models/[!b]*.gin)))
+RECALL_D_MODELS ?= 64 128 256
+RECALL_PARAMS ?=
+recall: $(STAMP)
+	mkdir -p recall
+	rm -f recall/recall.jsonl
+	for m in $(RECALL_MODELS); do for d in $(RECALL_D_MODELS); do \
+	  $(BIN)/mtfzoo synthetic --task mqar --gin_file gin/models/$$m.gin \
+	    --gin_file gin/experiments/recall.gin --gin_param GPT.d_model=$$d \
+	    $(RECALL_PARAMS) >> recall/recall.jsonl || exit 1; \
+	done; done
+	$(BIN)/python -m reports.recall recall/recall.jsonl report
+	cat report/recall.md
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs report bench *.egg-info
+	rm -rf $(VENV) runs report bench recall *.egg-info

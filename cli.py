@@ -1,4 +1,4 @@
-"""mtfzoo: train | eval | sample | score | export | compare | bench | layout.
+"""mtfzoo: train | eval | sample | score | export | compare | bench | layout | synthetic.
 
 A thin dispatcher: it parses flags and gin, then calls one function of a job package
 (trainer, inference, reports) per command. Those packages are imported inside the
@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 from absl import flags  # noqa: E402
 
 COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench",
-            "layout")
+            "layout", "synthetic")
 USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
     COMMANDS)
 
@@ -31,11 +31,14 @@ flags.DEFINE_multi_string("gin_file", [], "Gin file (repeatable), e.g. gin/quick
 flags.DEFINE_multi_string("gin_param", [], "Gin binding (repeatable), e.g. "
                           "run.train_steps=100")
 flags.DEFINE_string("model_dir", None, "Directory of checkpoints, config and metrics")
+flags.DEFINE_enum("split", "eval", ["eval", "test"], "eval: the split to measure "
+                  "(test: enwik8's test split)")
 flags.DEFINE_string("prompt", "\n", "sample: the text to continue")
 flags.DEFINE_integer("length", 200, "sample/export: bytes to generate")
 flags.DEFINE_float("temperature", 1.0, "sample/export: 0 is greedy")
 flags.DEFINE_integer("top_k", 0, "sample: keep the k most likely bytes (0: all)")
-flags.DEFINE_integer("seed", 0, "sample: random seed")
+flags.DEFINE_integer("seed", 0, "sample: random seed; synthetic: the seed of the "
+                     "generated sequences")
 flags.DEFINE_string("text", None, "score: the text to score")
 flags.DEFINE_string("export_dir", None, "export: the directory to create")
 flags.DEFINE_string("out", None, "compare: the output directory; layout: a JSON file "
@@ -46,13 +49,18 @@ flags.DEFINE_integer("devices", None, "layout: the number of devices to lay the 
                      "over")
 flags.DEFINE_float("device_memory_gb", None, "layout: memory per device in GB (10^9 "
                    "bytes); layouts needing more are marked")
+flags.DEFINE_string("task", None, "synthetic: mqar, induction or selective_copy")
+flags.DEFINE_integer("num_pairs", None, "synthetic: mqar's key-value pairs (default: "
+                     "DEFAULT_NUM_PAIRS in reports/synthetic.py)")
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
 
 
-# Commands that may run on gin files alone; the others read a model_dir's config.gin.
-OWN_CONFIG_COMMANDS = ("train", "bench", "layout")
+# Commands that may run from --gin_file alone (the others read a model_dir's config).
+GIN_FILE_COMMANDS = ("train", "bench", "layout", "synthetic")
+# Commands that measure a config and need no model_dir (synthetic may keep one).
+MODEL_DIR_OPTIONAL = ("bench", "layout", "synthetic")
 
 
 class UsageError(Exception):
@@ -69,10 +77,10 @@ def settings_for(command):
   saved = config.saved_config(FLAGS.model_dir) if FLAGS.model_dir else None
   if command == "train" and FLAGS.gin_file:
     saved = None  # the gin files given define the run; the checkpoint check guards it
-  elif command in OWN_CONFIG_COMMANDS and not (FLAGS.gin_file or saved):
+  elif command in GIN_FILE_COMMANDS and not (FLAGS.gin_file or saved):
     raise UserError("%s needs --gin_file (or a --model_dir that holds config.gin)"
                     % command)
-  elif command not in OWN_CONFIG_COMMANDS and saved is None:
+  elif command not in GIN_FILE_COMMANDS and saved is None:
     raise UserError("model_dir %r holds no config.gin: train a model there first"
                     % FLAGS.model_dir)
   config.parse(FLAGS.gin_file, FLAGS.gin_param, base_config=saved)
@@ -124,6 +132,14 @@ def layout_command(settings):
   print(plan.table(), flush=True)
   if FLAGS.out:
     plan.write_json(FLAGS.out)
+def synthetic_command(settings):
+  from reports import synthetic
+  # The model is named by its gin file: gin/models/mixer.gin -> "mixer".
+  model = (os.path.splitext(os.path.basename(FLAGS.gin_file[0]))[0] if FLAGS.gin_file
+           else None)
+  print(json.dumps(synthetic.train_and_measure(
+      settings, require("task"), model, FLAGS.seed, FLAGS.num_pairs, FLAGS.model_dir)),
+        flush=True)
 
 
 def train_command(settings):
@@ -134,9 +150,9 @@ def train_command(settings):
 def eval_command(settings):
   from trainer import loop
   model_dir = require("model_dir")
-  manifest = loop.shards(settings, model_dir, "eval")
+  manifest = loop.shards(settings, model_dir, FLAGS.split)
   result = loop.evaluate(settings, model_dir, manifest, tpu_flags=tpu_flags())
-  print("bpc: %.4f" % result["bpc"])
+  print("%s: %.4f" % ("test bpc" if FLAGS.split == "test" else "bpc", result["bpc"]))
 
 
 def sample_command(settings):
@@ -169,7 +185,8 @@ def export_command(settings):
 # Commands that run a config: each takes the run settings parsed from gin.
 CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_command,
                    "sample": sample_command, "score": score_command,
-                   "export": export_command, "layout": layout_command}
+                   "export": export_command, "layout": layout_command,
+                   "synthetic": synthetic_command}
 
 
 def run_command(command, args):
@@ -178,7 +195,7 @@ def run_command(command, args):
     return
   if args:
     raise UsageError("unexpected arguments: %s" % " ".join(args))
-  if command not in ("bench", "layout"):
+  if command not in MODEL_DIR_OPTIONAL:
     require("model_dir")
   CONFIG_COMMANDS[command](settings_for(command))
 
@@ -214,7 +231,7 @@ def main(argv=None):
     return 2
   from mtf_compat import tf  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.ERROR)
-  if rest[1] in ("train", "eval", "bench"):
+  if rest[1] in ("train", "eval", "bench", "synthetic"):
     spend_the_xla_compile_notice(tf)
   from trainer.errors import UserError  # pylint: disable=g-import-not-at-top
   try:

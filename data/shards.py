@@ -31,7 +31,7 @@ def write_shards(corpus, split, sequence_length, data_dir, records_per_shard=819
   """The manifest of the split's shards, writing them unless they already match."""
   if sequence_length < 1:
     raise ValueError("sequence_length must be at least 1, not %d" % sequence_length)
-  data = corpus_lib.split(corpus_lib.corpus_bytes(corpus), split)
+  data = corpus_lib.split(corpus_lib.corpus_bytes(corpus), split, corpus)
   windows = (len(data) - 1) // sequence_length
   if windows < 1:
     raise CorpusError("corpus %r: its %s split has %d bytes, too few for one window of "

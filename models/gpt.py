@@ -68,14 +68,18 @@ class GPT:
       x = self.residual()(x, self.channel_mixer(), context, "channel_mixing")
     return x
 
-  def loss(self, logits, targets, context):
-    """Mean cross-entropy in nats over every byte (+ z_loss · mean(logsumexp²))."""
+  def loss(self, logits, targets, context, weights=None):
+    """Mean cross-entropy in nats over every byte (+ z_loss · mean(logsumexp²)); with
+    weights [batch, length], Σ w·CE / Σ w: the bytes a task's answers mark."""
     vocab = context.dims["vocab"]
     logits = mtf.cast(logits, tf.float32)
     log_z = mtf.reduce_logsumexp(logits, vocab)
     target_logit = mtf.reduce_sum(
         logits * mtf.one_hot(targets, vocab, dtype=tf.float32), reduced_dim=vocab)
-    loss = mtf.reduce_mean(log_z - target_logit)
+    if weights is None:
+      loss = mtf.reduce_mean(log_z - target_logit)
+    else:
+      loss = mtf.reduce_sum((log_z - target_logit) * weights) / mtf.reduce_sum(weights)
     if self.z_loss:
       loss += self.z_loss * mtf.reduce_mean(mtf.square(log_z))
     return loss

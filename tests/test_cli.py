@@ -76,7 +76,28 @@ CASES = {
         lambda t, d, c: ["export", "--model_dir", d, "--export_dir", nonempty(t)],
         "not empty"),
     "unknown flag": (lambda t, d, c: ["train", "--gin_fil", "x"], "gin_fil"),
+    "synthetic with an unknown task": (
+        lambda t, d, c: ["synthetic", "--task", "recal", "--gin_file",
+                         "gin/models/transformer.gin"] + new_model_dir(t), "recal"),
+    "synthetic with more pairs than the context holds": (
+        lambda t, d, c: ["synthetic", "--task", "mqar", "--num_pairs", "33",
+                         "--gin_file", "gin/models/transformer.gin"]
+        + new_model_dir(t), "--num_pairs 33"),
+    "eval of a test split the corpus lacks": (
+        lambda t, d, c: ["eval", "--model_dir", d, "--split", "test"], "no test split"),
+    "enwik8 of the wrong size": (
+        lambda t, d, c: enwik8(t, c, 10 ** 6), "1,000,000 bytes"),
+    "enwik8 with the wrong MD5": (lambda t, d, c: enwik8(t, c, 10 ** 8), "MD5"),
 }
+
+
+def enwik8(tmp_path, corpus, size):
+  """train on a stand-in enwik8 file of `size` bytes (sparse: written instantly)."""
+  path = tmp_path / "enwik8"
+  with open(path, "wb") as f:
+    f.truncate(size)
+  return ["train", "--gin_file", "gin/models/transformer.gin", "--gin_param",
+          "run.corpus = 'enwik8:%s'" % path] + new_model_dir(tmp_path)
 
 
 def empty(tmp_path):

@@ -34,7 +34,8 @@ def check_corpus(settings):
   except data.CorpusError as e:
     raise UserError(str(e))
   for split in ("train", "eval"):
-    windows = (len(data.split(corpus, split)) - 1) // settings.sequence_length
+    windows = ((len(data.split(corpus, split, settings.corpus)) - 1)
+               // settings.sequence_length)
     if windows < settings.batch_size:
       raise UserError(
           "corpus %r: its %s split has %d windows of run.sequence_length=%d bytes, "

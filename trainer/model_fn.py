@@ -39,7 +39,7 @@ def is_finite(x):
   return mtf.cwise(tf.math.is_finite, [x], output_dtype=tf.bool)
 
 
-def train_graph(settings, model, context, inputs, targets, global_step):
+def train_graph(settings, model, context, inputs, targets, global_step, weights=None):
   """Loss, gradients (over run.microbatches serial microbatches), clipping, the
   scheduled learning rate and the update, skipped when the loss or gradient norm is
   not finite.
@@ -56,13 +56,15 @@ def train_graph(settings, model, context, inputs, targets, global_step):
 
   def microbatch_loss(features):
     loss = model.loss(model.logits(features["inputs"], context), features["targets"],
-                      context)
+                      context, features.get("weights"))
     if poison is not None:
       loss *= poison
     # Microbatch losses and gradients are summed: scale so the sum is the mean.
     return {"loss": loss * (1.0 / settings.microbatches)}
 
   features = {"inputs": inputs, "targets": targets}
+  if weights is not None:  # a synthetic task's answer positions: the loss reads these
+    features["weights"] = weights
   if settings.microbatches > 1:
     grads, outputs = mtf.serialize_training_step(
         features, microbatch_loss, context.dims["batch"], settings.microbatches)
@@ -105,17 +107,21 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
       return sample_spec(settings, features, model, context, inputs, mesh_impl, params)
 
     targets = mtf.import_tf_tensor(mesh, features["targets"], token_shape)
+    weights = (mtf.import_tf_tensor(mesh, features["weights"], token_shape)
+               if "weights" in features else None)
     if mode == tf.estimator.ModeKeys.TRAIN:
       loss, update_ops, grad_norm, learning_rate, finite, _ = train_graph(
-          settings, model, context, inputs, targets, global_step)
+          settings, model, context, inputs, targets, global_step, weights)
     else:
       logits = model.logits(inputs, context)
-      loss = model.loss(logits, targets, context)
+      loss = model.loss(logits, targets, context, weights)
     if mode == tf.estimator.ModeKeys.PREDICT:
       log2_probs = target_log2_probs(logits, targets, context)
+      predicted = mtf.argmax(logits, context.dims["vocab"])  # the most likely byte
       layout.validate(graph)
       lowering = mtf.Lowering(graph, {mesh: mesh_impl})
-      predictions = {"log2_probs": lowering.export_to_tf_tensor(log2_probs)}
+      predictions = {"log2_probs": lowering.export_to_tf_tensor(log2_probs),
+                     "predicted": lowering.export_to_tf_tensor(predicted)}
       return predict_spec(mode, predictions, lowering)
 
     layout.validate(graph)

@@ -1,9 +1,12 @@
+import hashlib
 import importlib.util
 import os
 
+import gin
 import pytest
 
-from data import CorpusError, corpus_bytes, split
+from data import CorpusError, corpus_bytes, split, write_shards
+from data import corpus as corpus_lib
 
 
 def test_split_is_the_corpus_with_the_last_tenth_held_out():
@@ -70,3 +73,71 @@ def test_unusable_corpus_raises_one_line_corpus_error_naming_the_path(tmp_path, 
     corpus_bytes(path)
   assert path in str(e.value) and message in str(e.value)
   assert "\n" not in str(e.value)
+
+
+ENWIK8_BOUNDARIES = (90 * 10 ** 6, 95 * 10 ** 6)
+
+
+@pytest.fixture
+def stand_in_enwik8(tmp_path):
+  """A sparse 10^8-byte file with a marker on each side of the split boundaries."""
+  path = tmp_path / "enwik8"
+  with open(path, "wb") as f:
+    f.truncate(10 ** 8)
+    for boundary in ENWIK8_BOUNDARIES:
+      f.seek(boundary - 1)
+      f.write(b"<>")
+  yield str(path)
+  gin.clear_config()
+
+
+def skip_md5_check():
+  with gin.unlock_config():
+    gin.bind_parameter("enwik8.check_md5", False)
+
+
+def test_enwik8_splits_are_the_first_90m_the_next_5m_and_the_last_5m(stand_in_enwik8):
+  skip_md5_check()
+  corpus = "enwik8:" + stand_in_enwik8
+  data = corpus_bytes(corpus)
+  train, held_out, test = (split(data, name, corpus) for name in ("train", "eval", "test"))
+  assert (len(train), len(held_out), len(test)) == (90 * 10 ** 6, 5 * 10 ** 6,
+                                                     5 * 10 ** 6)
+  assert train[-1:] == b"<" and held_out[:1] == b">"
+  assert held_out[-1:] == b"<" and test[:1] == b">"
+
+
+def test_enwik8_test_split_reaches_the_shards(stand_in_enwik8, tmp_path):
+  skip_md5_check()
+  corpus = "enwik8:" + stand_in_enwik8
+  manifest = write_shards(corpus, "test", 4096, str(tmp_path / "data"))
+  with open(stand_in_enwik8, "rb") as f:
+    f.seek(95 * 10 ** 6)
+    expected = hashlib.sha256(f.read()).hexdigest()
+  assert manifest["bytes"] == 5 * 10 ** 6 and manifest["sha256"] == expected
+
+
+def test_enwik8_md5_is_checked_unless_skipped(stand_in_enwik8, monkeypatch):
+  corpus = "enwik8:" + stand_in_enwik8
+  with pytest.raises(CorpusError) as e:
+    corpus_bytes(corpus)
+  assert "MD5" in str(e.value) and "\n" not in str(e.value)
+  with open(stand_in_enwik8, "rb") as f:
+    monkeypatch.setattr(corpus_lib, "ENWIK8_MD5", hashlib.md5(f.read()).hexdigest())
+  assert len(corpus_bytes(corpus)) == 10 ** 8  # the file whose MD5 it is passes
+
+
+def test_enwik8_size_is_checked_even_when_md5_is_skipped(tmp_path):
+  skip_md5_check()
+  path = tmp_path / "enwik8"
+  path.write_bytes(b"x" * 1000)
+  with pytest.raises(CorpusError) as e:
+    corpus_bytes("enwik8:%s" % path)
+  assert "1,000 bytes" in str(e.value) and "100,000,000" in str(e.value)
+  gin.clear_config()
+
+
+def test_only_enwik8_has_a_test_split():
+  with pytest.raises(CorpusError) as e:
+    split(b"abc" * 100, "test", "shakespeare")
+  assert "no test split" in str(e.value)

@@ -54,3 +54,28 @@ def test_gpt_loss_is_equal_across_mesh_layouts(mesh_shape, layout):
   _, single, _ = gpt_loss(tokens)
   _, split, _ = gpt_loss(tokens, mesh_shape, layout)
   np.testing.assert_allclose(split, single, rtol=1e-5)
+
+
+def weighted_loss(logits, targets, weights):
+  """GPT.loss of given logits [batch, length, vocab] with answer weights."""
+  with tf.Graph().as_default():
+    b, n, v = logits.shape
+    r = MtfRunner(batch=b, length=n, vocab=v)
+    loss = GPT().loss(r.constant(logits, ["batch", "length", "vocab"]),
+                      r.constant(targets, ["batch", "length"], tf.int32), r.context,
+                      r.constant(weights, ["batch", "length"]))
+    return r.run(loss)
+
+
+def test_weighted_loss_is_the_cross_entropy_averaged_over_the_weighted_bytes_only():
+  logits = rng(3).normal(size=(2, 6, 256)).astype(np.float32)
+  targets = rng(4).randint(0, 256, (2, 6))
+  weights = np.zeros([2, 6], np.float32)
+  weights[0, 2] = weights[1, 4] = weights[1, 5] = 1.0
+  loss = weighted_loss(logits, targets, weights)
+  log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  per_byte = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+  np.testing.assert_allclose(loss, per_byte[weights == 1].mean(), rtol=1e-5)
+  changed = targets.copy()
+  changed[weights == 0] = (changed[weights == 0] + 1) % 256  # bytes the loss ignores
+  np.testing.assert_allclose(weighted_loss(logits, changed, weights), loss, rtol=1e-6)

@@ -1,0 +1,80 @@
+"""make recall's report: mtfzoo synthetic records (one JSON line per model and d_model)
+-> recall.png (held-out accuracy against d_model and against the decoding state per
+sequence, one line per model) and recall.md (the table).
+
+  python -m reports.recall recall/recall.jsonl report/
+"""
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
+
+X_AXES = (("d_model", "d_model", "linear"),
+          ("state_bytes_per_sequence", "decoding state per sequence (bytes)", "log"))
+
+
+def by_model(records):
+  """{model: its records sorted by d_model}, models in their first-seen order."""
+  models = {}
+  for r in records:
+    models.setdefault(r["model"], []).append(r)
+  return {m: sorted(rs, key=lambda r: r["d_model"]) for m, rs in models.items()}
+
+
+def plot(records, path):
+  fig, axes = plt.subplots(1, len(X_AXES), figsize=(12, 4.5))
+  for ax, (key, label, scale) in zip(axes, X_AXES):
+    for model, rows in by_model(records).items():
+      ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], marker="o",
+              label=model)
+    ax.set_xscale(scale, **({"base": 2} if scale == "log" else {}))
+    ax.set_xlabel(label)
+    ax.set_ylabel("held-out accuracy at the answers")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  task = records[0]["task"]
+  fig.suptitle("%s, context %d, %d steps" % (task, records[0]["sequence_length"],
+                                            records[0]["steps"]))
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def table(records):
+  d_models = sorted({r["d_model"] for r in records})
+  rows = ["| model | " + " | ".join("d_model %d" % d for d in d_models)
+          + " | state per sequence (KB) | params | tokens/s |",
+          "|---|" + "---:|" * (len(d_models) + 3)]
+  for model, rs in by_model(records).items():
+    accuracy = {r["d_model"]: "%.3f" % r["accuracy"] for r in rs}
+    rows.append("| %s | %s | %s | %s | %s |" % (
+        model, " | ".join(accuracy.get(d, "-") for d in d_models),
+        " / ".join("%.0f" % (r["state_bytes_per_sequence"] / 1024) for r in rs),
+        " / ".join(f"{r['params']:,}" for r in rs),
+        " / ".join("%.0f" % r["tokens_per_sec"] if r["tokens_per_sec"] else "-"
+                   for r in rs)))
+  first = records[0]
+  pairs = (", %d key-value pairs" % first["num_pairs"]) if "num_pairs" in first else ""
+  return ("Held-out accuracy at the answers of %s (context %d%s, %d steps); the last "
+          "columns list each d_model's value in order.\n\n"
+          % (first["task"], first["sequence_length"], pairs, first["steps"])
+          + "\n".join(rows) + "\n")
+
+
+def write_report(records_path, out_dir):
+  with open(records_path) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  os.makedirs(out_dir, exist_ok=True)
+  plot(records, os.path.join(out_dir, "recall.png"))
+  with open(os.path.join(out_dir, "recall.md"), "w") as f:
+    f.write(table(records))
+  return [os.path.join(out_dir, name) for name in ("recall.png", "recall.md")]
+
+
+if __name__ == "__main__":
+  print("wrote %s" % " and ".join(write_report(sys.argv[1], sys.argv[2])))

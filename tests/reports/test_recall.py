@@ -1,0 +1,23 @@
+"""make recall's table: each accuracy under its own model and d_model."""
+from reports import recall
+
+
+def record(model, d_model, accuracy):
+  return {"task": "mqar", "model": model, "d_model": d_model, "accuracy": accuracy,
+          "params": 1000 * d_model, "state_bytes_per_sequence": 2048 * d_model,
+          "tokens_per_sec": 10.0 * d_model, "sequence_length": 128, "steps": 100,
+          "num_pairs": 8}
+
+
+def test_table_puts_each_accuracy_under_its_model_and_d_model():
+  records = [record("mixer", 128, 0.25), record("transformer", 64, 0.5),
+             record("mixer", 64, 0.125), record("transformer", 256, 1.0)]
+  lines = recall.table(records).splitlines()
+  header = [c.strip() for c in lines[2].strip("|").split("|")]
+  assert header[:4] == ["model", "d_model 64", "d_model 128", "d_model 256"]
+  rows = {cells[0]: cells for cells in
+          ([c.strip() for c in line.strip("|").split("|")] for line in lines[4:])}
+  assert rows["mixer"][1:4] == ["0.125", "0.250", "-"]
+  assert rows["transformer"][1:4] == ["0.500", "-", "1.000"]
+  assert rows["transformer"][4] == "128 / 512"  # state KB at d_model 64, then 256
+  assert "8 key-value pairs" in lines[0]
