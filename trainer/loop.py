@@ -52,7 +52,7 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
   checkpoints.check_compatible(model_dir, summary.variable_shapes)
   check_corpus(settings)
   if settings.use_tpu:
-    tpu_cluster(tpu_flags)  # a bad --tpu is reported before anything is written
+    tpu_cluster(tpu_flags, model_dir)  # a bad --tpu: before anything is written
   train_manifest = shards(settings, model_dir, "train")
   eval_manifest = shards(settings, model_dir, "eval")
   config.save(model_dir)

@@ -279,11 +279,12 @@ def test_tpu_name_without_the_google_api_client_is_a_user_error():
     estimator.tpu_cluster({"tpu": "my-tpu", "zone": "z", "project": "p"})
 
 
-def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address(tmp_path):
+def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address():
   # A grpc:// address needs no Cloud API look-up, so the real resolver is built offline.
   settings = tpu_settings("v3_8")
   tpu_flags = {"tpu": "grpc://127.0.0.1:8470", "zone": None, "project": None}
-  config_ = estimator.run_config(settings, str(tmp_path), tpu_flags=tpu_flags)
+  model_dir = "gs://bucket/runs/q"  # a TPU Node reads and writes it itself
+  config_ = estimator.run_config(settings, model_dir, tpu_flags=tpu_flags)
   assert config_.master == "grpc://127.0.0.1:8470"
   assert config_.tpu_config.iterations_per_loop == 100
   assert config_.tpu_config.num_cores_per_replica == 1
@@ -291,12 +292,49 @@ def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address(tmp_path):
           == tf.estimator.tpu.InputPipelineConfig.BROADCAST)
   assert config_.save_checkpoints_steps is None
   assert config_.save_checkpoints_secs is None
-  # The CPU-only virtual devices are not requested on a TPU.
+  # The CPU-only virtual devices are not requested on a TPU; grappler's meta optimizer
+  # is off, as in the references (it costs start-up time on a TPU program).
   assert not config_.session_config.device_count
+  assert config_.session_config.graph_options.rewrite_options.disable_meta_optimizer
   # The estimator is the TPU one (built, not run: there is no TPU here).
-  tpu_estimator = estimator.make_estimator(settings, str(tmp_path), tpu_flags=tpu_flags)
+  tpu_estimator = estimator.make_estimator(settings, model_dir, tpu_flags=tpu_flags)
   assert isinstance(tpu_estimator, tf.estimator.tpu.TPUEstimator)
   assert tpu_estimator.config.master == "grpc://127.0.0.1:8470"
+
+
+def test_run_config_for_a_tpu_vm_is_local():
+  # On a TPU VM the TPU is attached to this host: TPUClusterResolver('local'), which
+  # needs no Cloud API look-up, and a local or gs:// model_dir.
+  settings = tpu_settings("v4_8")
+  config_ = estimator.run_config(settings, "/tmp/unused", tpu_flags={"tpu": "local"})
+  assert config_.master == ""
+  assert config_.session_config.graph_options.rewrite_options.disable_meta_optimizer
+  assert isinstance(estimator.make_estimator(settings, "/tmp/unused",
+                                             tpu_flags={"tpu": "local"}),
+                    tf.estimator.tpu.TPUEstimator)
+
+
+def test_a_local_model_dir_for_a_tpu_node_is_one_line_exit_2(tmp_path):
+  result = cli.mtfzoo("train", "--gin_file", "gin/models/transformer.gin",
+                      "--gin_file", "gin/layouts/v3_8.gin",
+                      "--tpu", "grpc://10.0.0.2:8470", "--model_dir", tmp_path / "run",
+                      *cli.gin_params(), check=False)
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+  assert "grpc://10.0.0.2:8470" in lines[0] and "gs://" in lines[0]
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_a_batch_the_data_axis_does_not_divide_is_one_line_exit_2(tmp_path):
+  corpus = cli.write_corpus(tmp_path / "corpus.txt")
+  result = cli.train(tmp_path / "run", "run.corpus = '%s'" % corpus,
+                     "run.batch_size = 6", "run.mesh_shape = 'data:4'",
+                     "run.layout_rules = 'batch:data'", check=False)
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+  assert lines[0].startswith("mtfzoo train: layout: dimension batch (size 6)")
+  assert "mesh axis data (size 4)" in lines[0]
+  assert not os.path.exists(tmp_path / "run")
 
 
 def test_cpu_thread_pools_use_the_cores_this_process_may_run_on(monkeypatch):
