@@ -40,7 +40,8 @@ flags.DEFINE_string("export_dir", None, "export: the directory to create")
 flags.DEFINE_string("out", None, "compare/bench: the output directory or file")
 flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
                      "the model has about this many parameters")
-flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
+flags.DEFINE_string("tpu", None, "run.use_tpu=True: 'local' on a TPU VM, a Cloud TPU "
+                    "name, or a TPU Node's grpc:// address")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
 
