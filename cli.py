@@ -52,7 +52,8 @@ flags.DEFINE_float("device_memory_gb", None, "layout: memory per device in GB (1
 flags.DEFINE_string("task", None, "synthetic: mqar, induction or selective_copy")
 flags.DEFINE_integer("num_pairs", None, "synthetic: mqar's key-value pairs (default: "
                      "DEFAULT_NUM_PAIRS in reports/synthetic.py)")
-flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
+flags.DEFINE_string("tpu", None, "run.use_tpu=True: 'local' on a TPU VM, a Cloud TPU "
+                    "name, or a TPU Node's grpc:// address")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
 

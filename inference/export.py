@@ -2,11 +2,14 @@
 
 The serving graph uses only core TensorFlow string ops, so the SavedModel runs with
 plain TensorFlow: `tf.saved_model.load(E).signatures["serving_default"](prompt=...)`.
+Its variables are resource variables, which that TF2 loader restores without warnings.
+Export always builds a CPU graph, also for a model trained on TPU (its mesh is laid
+over virtual CPU devices), and writes through tf.io.gfile, so E may be on gs://.
 """
+import dataclasses
 import io
-import os
-import shutil
-import tempfile
+import posixpath
+import uuid
 
 import numpy as np
 
@@ -55,7 +58,10 @@ def with_text_output(model_fn):
   """The serving model_fn: the sampler's bytes as one string per given prompt."""
 
   def serving_model_fn(features, labels, mode, params):
-    spec = model_fn(features, labels, mode, params)
+    # TF1 graphs make reference variables, which TF2's loader cannot turn into Python
+    # objects (a warning per variable): the served graph's are resource variables.
+    with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+      spec = model_fn(features, labels, mode, params)
     outputs = {"text": bytes_to_text(spec.predictions["generated"])
                        [:features["num_prompts"]]}
     return spec._replace(predictions=outputs, export_outputs={
@@ -83,22 +89,25 @@ def export(settings, model_dir, export_dir, length=200, temperature=0.0, top_k=0
     raise UserError("temperature must be >= 0, got %g" % temperature)
   params = {"sample_length": length, "temperature": temperature, "top_k": top_k,
             "seed": seed}
-  estimator = make_estimator(settings, model_dir, params=params, seed=seed,
-                             predict_batch_size=batch_size,
+  # A TPU-trained config (run.use_tpu=True) serves on CPU: same mesh, virtual devices.
+  estimator = make_estimator(dataclasses.replace(settings, use_tpu=False), model_dir,
+                             params=params, seed=seed, predict_batch_size=batch_size,
                              wrap_model_fn=with_text_output)
-  parent = os.path.dirname(os.path.abspath(export_dir))
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+  export_dir = export_dir.rstrip("/")
+  parent = posixpath.dirname(export_dir) or "."
+  tf.io.gfile.makedirs(parent)
+  staging = posixpath.join(parent, ".export-%s" % uuid.uuid4().hex)
   try:
     exported = estimator.export_saved_model(
         staging, serving_input_fn(settings.sequence_length, batch_size),
         checkpoint_path=checkpoint)
     exported = exported.decode() if isinstance(exported, bytes) else exported
-    save_npz(checkpoint, os.path.join(exported, NPZ_FILE))
-    if os.path.exists(export_dir):
-      os.rmdir(export_dir)
-    os.rename(exported, export_dir)
+    save_npz(checkpoint, posixpath.join(exported, NPZ_FILE))
+    if tf.io.gfile.exists(export_dir):
+      tf.io.gfile.rmtree(export_dir)  # empty, checked above
+    tf.io.gfile.rename(exported, export_dir)
   finally:
-    shutil.rmtree(staging, ignore_errors=True)
+    if tf.io.gfile.exists(staging):
+      tf.io.gfile.rmtree(staging)
   print("exported %s (SavedModel, serving_default: prompt -> text) and %s"
-        % (export_dir, os.path.join(export_dir, NPZ_FILE)))
+        % (export_dir, posixpath.join(export_dir, NPZ_FILE)))

@@ -8,7 +8,10 @@ def gumbel_noise(mesh, batch, generated, vocab, seed):
   """Gumbel(0, 1) noise [batch, generated, vocab], a function of the seed only, so
   every sampler draws the same noise for the k-th new byte of a row."""
   shape = [batch.size, generated.size, vocab.size]
-  uniform = tf.random.stateless_uniform(shape, seed=[seed, 0], minval=1e-9, maxval=1.0)
+  # An explicit algorithm: "auto_select" picks Philox on CPU and ThreeFry on TPU, so
+  # one seed would give other samples there.
+  uniform = tf.random.stateless_uniform(shape, seed=[seed, 0], minval=1e-9, maxval=1.0,
+                                        alg="philox")
   return mtf.import_tf_tensor(mesh, -tf.math.log(-tf.math.log(uniform)),
                               mtf.Shape([batch, generated, vocab]))
 

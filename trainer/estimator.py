@@ -1,14 +1,23 @@
 """The TPUEstimator: TPU when run.use_tpu, else CPU/GPU with virtual CPU devices."""
+from tensorflow.core.protobuf import rewriter_config_pb2
+
 from mtf_compat import tf
 from trainer import mesh as mesh_lib
 from trainer.errors import UserError
 from trainer.model_fn import make_model_fn
 
 
-def tpu_cluster(tpu_flags):
-  """The Cloud TPU to run on, from --tpu/--zone/--project."""
+def tpu_cluster(tpu_flags, model_dir=None):
+  """The Cloud TPU to run on, from --tpu/--zone/--project: `local` on a TPU VM, a TPU
+  name, or a TPU Node's grpc:// address."""
   if not tpu_flags or not tpu_flags.get("tpu"):
-    raise UserError("run.use_tpu=True needs --tpu (the TPU name or grpc:// address)")
+    raise UserError("run.use_tpu=True needs --tpu ('local' on a TPU VM, a TPU name or "
+                    "a TPU Node's grpc:// address)")
+  if (tpu_flags["tpu"].startswith("grpc://") and model_dir
+      and not model_dir.startswith("gs://")):
+    raise UserError("--tpu %s is a TPU Node, which reads and writes the model_dir "
+                    "itself and cannot reach this machine's disk: model_dir %r must be "
+                    "on gs://" % (tpu_flags["tpu"], model_dir))
   try:
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
         tpu_flags["tpu"], zone=tpu_flags.get("zone"), project=tpu_flags.get("project"))
@@ -16,6 +25,13 @@ def tpu_cluster(tpu_flags):
   except (RuntimeError, ValueError) as e:  # e.g. a TPU name without Google's API client
     raise UserError("--tpu %r: %s" % (tpu_flags["tpu"], str(e).strip().splitlines()[0]))
   return resolver
+
+
+def tpu_session_config():
+  """The references' TPU session: no grappler meta optimizer (minutes of start-up on a
+  large graph, little gain for a program XLA compiles anyway)."""
+  return tf.ConfigProto(graph_options=tf.GraphOptions(
+      rewrite_options=rewriter_config_pb2.RewriterConfig(disable_meta_optimizer=True)))
 
 
 def run_config(settings, model_dir, seed=None, tpu_flags=None):
@@ -34,7 +50,8 @@ def run_config(settings, model_dir, seed=None, tpu_flags=None):
       tf_random_seed=settings.seed if seed is None else seed,
       tpu_config=tpu_config)
   if settings.use_tpu:
-    kwargs["cluster"] = tpu_cluster(tpu_flags)
+    kwargs["cluster"] = tpu_cluster(tpu_flags, model_dir)
+    kwargs["session_config"] = tpu_session_config()
   else:
     kwargs["session_config"] = mesh_lib.session_config(
         settings.layout.num_devices, settings.intra_op_threads, settings.inter_op_threads)

@@ -53,7 +53,7 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
   checkpoints.check_compatible(model_dir, summary.variable_shapes)
   check_corpus(settings)
   if settings.use_tpu:
-    tpu_cluster(tpu_flags)  # a bad --tpu is reported before anything is written
+    tpu_cluster(tpu_flags, model_dir)  # a bad --tpu: before anything is written
   train_manifest = shards(settings, model_dir, "train")
   eval_manifest = shards(settings, model_dir, "eval")
   config.save(model_dir)
@@ -73,13 +73,15 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
     if settings.eval_every:
       stop = min(stop, (step // settings.eval_every + 1) * settings.eval_every)
 
+    recorders = []
+
     def hooks(tensors, start=step):
-      if settings.use_tpu:  # tensors inside the TPU loop reach the host via host_call
-        return []
-      return [metrics.MetricsHook(
+      # On TPU the model_fn hands the hook's `record` to the host_call instead.
+      recorders.append(metrics.MetricsHook(
           model_dir, tensors, start, settings.train_steps, settings.tokens_per_step,
           log_every=settings.log_every,
-          stop_on_nonfinite=settings.on_nonfinite == "stop", out=out)]
+          stop_on_nonfinite=settings.on_nonfinite == "stop", out=out))
+      return recorders[-1:]
 
     estimator = make_estimator(settings, model_dir, hooks=hooks, tpu_flags=tpu_flags)
     input_fn = data.make_input_fn(train_manifest["dir"], settings.sequence_length,
@@ -88,6 +90,14 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
       estimator.train(input_fn=input_fn, max_steps=stop)
     except metrics.NonFiniteError as e:
       raise UserError(str(e))
+    except tf.errors.OpError:
+      # On TPU the stop is raised on the host_call's thread and reaches us as a TF error.
+      stopped = [r.nonfinite for r in recorders if r.nonfinite]
+      if stopped:
+        raise UserError(str(stopped[0]))
+      raise
+    for recorder in recorders:  # on TPU the outfeed may deliver steps after the saver
+      recorder.flush()
     step = checkpoints.latest_step(model_dir)
     record_eval(settings, model_dir, eval_manifest, step, tpu_flags, out)
 

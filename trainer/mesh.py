@@ -161,23 +161,46 @@ def placement_impl(shape, rules):
 
 
 def simd_impl(shape, rules, tpu_context):
-  """The TPU mesh: SPMD over the cores of the TPUEstimator's device assignment."""
+  """The TPU mesh: SPMD over the cores of the TPUEstimator's device assignment.
+
+  mesh-tf maps logical to physical cores from the topology [x, y, z, cores per chip]
+  and an absl flag, logical_cores_per_chip (default 2, as on v2/v3). v4 and v5e chips
+  show TF one core each (v4's two TensorCores act as one), and with the flag at 2
+  mesh-tf 0.1.21 returns a function instead of a mapping: the flag is set from the
+  topology here.
+  """
   import mesh_tensorflow.simd_mesh_impl as simd  # pylint: disable=g-import-not-at-top
   device_assignment = tpu_context.device_assignment
-  physical_shape = list(device_assignment.topology.mesh_shape)
-  num_cores = mtf.list_product([int(n) for n in physical_shape])
+  physical_shape = [int(n) for n in device_assignment.topology.mesh_shape]
+  num_cores = mtf.list_product(physical_shape)
+  mesh_shape = ",".join("%s:%d" % (d.name, d.size) for d in shape.dims)
   if shape.size != num_cores:
     raise UserError("run.mesh_shape '%s' has %d devices but the TPU has %d cores"
-                    % (",".join("%s:%d" % (d.name, d.size) for d in shape.dims),
-                       shape.size, num_cores))
-  logical_to_physical = simd.auto_logical_to_physical_tpu(shape.to_integer_list,
-                                                          physical_shape)
-  return simd.SimdMeshImpl(shape, rules, [""] * shape.size, device_assignment,
-                           logical_to_physical=logical_to_physical)
+                    % (mesh_shape, shape.size, num_cores))
+  simd.FLAGS.logical_cores_per_chip = physical_shape[-1]
+  try:
+    logical_to_physical = simd.auto_logical_to_physical_tpu(
+        shape.to_integer_list, physical_shape, device_assignment=device_assignment)
+    return simd.SimdMeshImpl(shape, rules, [""] * shape.size, device_assignment,
+                             logical_to_physical=logical_to_physical)
+  except (ValueError, TypeError, IndexError) as e:
+    raise UserError("mesh-tensorflow 0.1.21 cannot lay run.mesh_shape '%s' over the "
+                    "TPU topology %s (x, y, z, cores per chip): %s"
+                    % (mesh_shape, "x".join(map(str, physical_shape)),
+                       str(e).strip().splitlines()[0]))
+
+
+# Host 0 caches every core's TPU program and runs the input pipeline (BROADCAST
+# input): the references (mesh-tf's transformer, gpt-neo) count 300 MB per replica
+# as already used there before balancing the master variables.
+HOST0_BYTES_PER_REPLICA = 300 * 1000000
 
 
 def tpu_variable_placer(tpu_context):
-  """Master variables live on the hosts' CPUs, balanced by size."""
+  """Master variables live on the hosts' CPUs, each on the host with the least memory
+  in use, host 0 starting at HOST0_BYTES_PER_REPLICA × replicas."""
   hosts = [tpu_context.tpu_host_placement_function(host_id=i)
            for i in range(tpu_context.num_hosts)]
-  return mtf.utils.BalancedVariablePlacer(hosts, [0] * len(hosts))
+  reserved = [HOST0_BYTES_PER_REPLICA * tpu_context.num_replicas] + [0] * (
+      len(hosts) - 1)
+  return mtf.utils.BalancedVariablePlacer(hosts, reserved)

@@ -3,6 +3,7 @@ import json
 import math
 import resource
 import sys
+import threading
 import time
 
 from mtf_compat import tf
@@ -54,6 +55,9 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
   It is also a checkpoint listener: records are flushed before every checkpoint is
   written, so metrics.jsonl always covers at least every step up to the latest
   checkpoint, even if the process dies right after the checkpoint is committed.
+
+  On TPU the step's tensors reach the host through the host_call's outfeed, which
+  calls `record` (from another thread) instead of this hook fetching them.
   """
 
   def __init__(self, model_dir, tensors, start_step, train_steps, tokens_per_step,
@@ -71,6 +75,9 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
     self.out = out
     self.records = read_jsonl(self.path)
     self.pending = False
+    self.lock = threading.RLock()  # record() may run on the outfeed thread
+    self.nonfinite = None  # the NonFiniteError that stopped training, if any
+    self.begin()
 
   def begin(self):
     self.start_time = self.last_time = self.last_progress = self.last_flush = (
@@ -82,14 +89,22 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
     return tf.estimator.SessionRunArgs(self.tensors)
 
   def after_run(self, run_context, run_values):
-    self.step += 1
-    values = run_values.results
+    self.record(run_values.results)
+
+  def record(self, values):
+    """One step's {step, loss, grad_norm, learning_rate, finite, skipped_steps}."""
+    with self.lock:
+      self.record_locked(values)
+
+  def record_locked(self, values):
+    self.step = int(values["step"]) if "step" in values else self.step + 1
     if not values["finite"] and self.stop_on_nonfinite:
       self.flush()
-      raise NonFiniteError(
+      self.nonfinite = NonFiniteError(
           "non-finite loss or gradient norm at step %d (loss %s, grad_norm %s); the "
           "update was not applied and the last checkpoint is intact"
           % (self.step, values["loss"], values["grad_norm"]))
+      raise self.nonfinite
     now = time.time()
     if self.step % self.log_every == 0 or self.step == self.train_steps:
       tokens_per_sec = ((self.step - self.last_step) * self.tokens_per_step
@@ -123,6 +138,10 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
              format_duration(eta)), file=self.out, flush=True)
 
   def flush(self):
+    with self.lock:
+      self.flush_locked()
+
+  def flush_locked(self):
     if self.pending:
       write_jsonl(self.path, self.records)
       self.pending = False

@@ -116,8 +116,9 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
       logits = model.logits(inputs, context)
       loss = model.loss(logits, targets, context, weights)
     if mode == tf.estimator.ModeKeys.PREDICT:
-      log2_probs = target_log2_probs(logits, targets, context)
-      predicted = mtf.argmax(logits, context.dims["vocab"])  # the most likely byte
+      # A TPU mesh exports only replicated tensors: replicate the [batch, length] outputs.
+      log2_probs = mtf.anonymize(target_log2_probs(logits, targets, context))
+      predicted = mtf.anonymize(mtf.argmax(logits, context.dims["vocab"]))
       layout.validate(graph)
       lowering = mtf.Lowering(graph, {mesh: mesh_impl})
       predictions = {"log2_probs": lowering.export_to_tf_tensor(log2_probs),
@@ -127,7 +128,8 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
     layout.validate(graph)
     lowering = mtf.Lowering(graph, {mesh: mesh_impl})
     tf_loss = tf.cast(lowering.export_to_tf_tensor(loss), tf.float32)
-    restore_hook = mtf.MtfRestoreHook(lowering)
+    with mtf.utils.outside_all_rewrites():
+      restore_hook = mtf.MtfRestoreHook(lowering)
 
     if mode == tf.estimator.ModeKeys.EVAL:
       def metric_fn(per_example_loss):
@@ -145,23 +147,36 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
     with tf.control_dependencies([update]):
       skipped_now = tf.assign_add(skipped,
                                   tf.cast(tf.logical_not(tf_finite), tf.int64))
-      train_op = tf.group(tf.assign_add(global_step, 1), skipped_now)
-    tensors = {"loss": tf_loss,
+      # The updated global_step: the step number metrics.jsonl and TensorBoard show.
+      step = tf.assign_add(global_step, 1)
+      train_op = tf.group(step, skipped_now)
+    tensors = {"step": step, "loss": tf_loss,
                "grad_norm": lowering.export_to_tf_tensor(grad_norm),
                "learning_rate": lowering.export_to_tf_tensor(learning_rate),
                "finite": tf_finite, "skipped_steps": skipped_now}
-    saver = tf.train.Saver(tf.global_variables(), sharded=True,
-                           max_to_keep=settings.keep_checkpoints,
-                           save_relative_paths=True)
-    tf.add_to_collection(tf.GraphKeys.SAVERS, saver)
-    saver_listener = mtf.MtfCheckpointSaverListener(lowering)
-    hooks = list(extra_hooks(tensors)) if extra_hooks else []
-    listeners = [saver_listener] + [h for h in hooks if isinstance(
-        h, tf.estimator.CheckpointSaverListener)]
-    saver_hook = tf.estimator.CheckpointSaverHook(
-        model_dir, save_steps=settings.steps_per_checkpoint, saver=saver,
-        listeners=listeners)
-    host_call = summaries.host_call(model_dir, global_step, tensors)
+    # On TPU this model_fn runs inside TPUEstimator's training loop: ops built there
+    # cannot be fetched or fed, so the checkpoint machinery is built outside it.
+    with mtf.utils.outside_all_rewrites():
+      saver = tf.train.Saver(tf.global_variables(), sharded=True,
+                             max_to_keep=settings.keep_checkpoints,
+                             save_relative_paths=True)
+      tf.add_to_collection(tf.GraphKeys.SAVERS, saver)
+      saver_listener = mtf.MtfCheckpointSaverListener(lowering)
+      hooks = list(extra_hooks(tensors)) if extra_hooks else []
+      if settings.use_tpu:
+        # The step's tensors stay inside the TPU loop and reach the host only through
+        # the host_call's outfeed: hooks that record steps get them there.
+        recorders = [h.record for h in hooks if hasattr(h, "record")]
+        session_hooks = []
+      else:
+        recorders = []
+        session_hooks = [h for h in hooks if isinstance(h, tf.estimator.SessionRunHook)]
+      listeners = [saver_listener] + [h for h in hooks if isinstance(
+          h, tf.estimator.CheckpointSaverListener)]
+      saver_hook = tf.estimator.CheckpointSaverHook(
+          model_dir, save_steps=settings.steps_per_checkpoint, saver=saver,
+          listeners=listeners)
+    host_call = summaries.host_call(model_dir, tensors, recorders)
     # Hook order matters: metrics are recorded before the saver runs, so a checkpoint
     # never gets ahead of metrics.jsonl.
     # The Estimator stops on a NaN loss with its own hook, before run.on_nonfinite can
@@ -169,8 +184,7 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
     finite_loss = tf.where(tf_finite, tf_loss, tf.zeros_like(tf_loss))
     return tf.estimator.tpu.TPUEstimatorSpec(
         mode, loss=finite_loss, train_op=train_op, host_call=host_call,
-        training_hooks=[restore_hook] + [h for h in hooks if isinstance(
-            h, tf.estimator.SessionRunHook)] + [saver_hook])
+        training_hooks=[restore_hook] + session_hooks + [saver_hook])
 
   return model_fn
 
@@ -194,6 +208,8 @@ def sample_spec(settings, features, model, context, inputs, mesh_impl, params):
                               num_bytes=params["sample_length"],
                               temperature=params["temperature"],
                               top_k=params["top_k"], seed=params.get("seed", 0))
+  # A TPU mesh exports only replicated tensors: replicate the [batch, generated] bytes.
+  generated = mtf.anonymize(generated)
   settings.layout.validate(mesh.graph)
   lowering = mtf.Lowering(mesh.graph, {mesh: mesh_impl})
   predictions = {"generated": lowering.export_to_tf_tensor(generated)}

@@ -98,3 +98,16 @@ def test_incremental_sampling_on_a_data_and_model_parallel_mesh(model_file):
   [single] = samples(model_file, prompts, prompt_lengths, LENGTH + 3,
                      [dict(run, incremental=False)])
   np.testing.assert_array_equal(split, single)
+
+
+def test_sampling_noise_names_its_random_algorithm():
+  # "auto_select" is Philox on CPU and ThreeFry on TPU: the same seed would sample other
+  # bytes on a TPU. Philox (algorithm 1) is implemented alike on both.
+  with tf.Graph().as_default() as graph:
+    mesh = mtf.Mesh(mtf.Graph(), "mesh")
+    dims = [mtf.Dimension(n, s) for n, s in (("batch", 2), ("generated", 3),
+                                              ("vocab", 256))]
+    sampling.gumbel_noise(mesh, *dims, seed=5)
+    [op] = [op for op in graph.get_operations()
+            if op.type == "StatelessRandomUniformV2"]
+    assert tf.get_static_value(op.inputs[-1]) == 1  # Algorithm.PHILOX

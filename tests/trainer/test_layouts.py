@@ -13,6 +13,7 @@ import pytest
 from layers.context import TRAIN
 from mtf_compat import mtf, tf
 from tests import cli_testing as cli
+from tests.tpu_testing import FakeTPUContext
 from trainer import config
 from trainer import estimator
 from trainer import mesh as mesh_lib
@@ -139,30 +140,8 @@ def test_mesh_larger_than_the_visible_gpus_is_a_user_error(monkeypatch):
 # --------------------------------------------------------------------------------------
 # TPU pieces, built on CPU.
 
-LAYOUT_FILE = {"v3_8": "gin/layouts/v3_8.gin", "v3_32": "gin/layouts/v3_32.gin"}
-# (chips along x, chips along y, hosts); two cores per chip.
-TOPOLOGY = {"v3_8": (2, 2, 1), "v3_32": (4, 4, 4)}
-
-
-def v3_topology(x, y, hosts):
-  """A Cloud TPU v3 topology: x·y chips of 2 cores, mesh_shape [x, y, 1, 2]."""
-  coordinates = [(i, j, 0, core) for j in range(y) for i in range(x) for core in (0, 1)]
-  return tf.tpu.experimental.Topology(
-      mesh_shape=[x, y, 1, 2],
-      device_coordinates=np.array(coordinates, np.int32).reshape(hosts, -1, 4))
-
-
-class FakeTPUContext:
-  """What the model_fn reads from params['context'] under a TPUEstimator."""
-
-  def __init__(self, name):
-    topology = v3_topology(*TOPOLOGY[name])
-    self.device_assignment = tf.tpu.experimental.DeviceAssignment.build(
-        topology, num_replicas=topology.num_tasks * topology.num_tpus_per_task)
-    self.num_hosts = topology.num_tasks
-
-  def tpu_host_placement_function(self, host_id):
-    return "/job:worker/task:%d/device:CPU:0" % host_id
+LAYOUT_FILE = {name: "gin/layouts/%s.gin" % name
+               for name in ("v3_8", "v3_32", "v4_8", "v4_32", "v5e_8")}
 
 
 @pytest.fixture
@@ -202,8 +181,12 @@ def test_mesh_tensorflow_does_not_import_without_the_shim():
 
 
 @pytest.mark.parametrize("layout,mesh_shape,slices", [
-    ("v3_8", [4, 2], [8, 128, 2, 32]), ("v3_32", [8, 4], [4, 128, 1, 32])])
-def test_simd_mesh_of_a_v3_tpu_layout(layout, mesh_shape, slices, absl_flags):
+    ("v3_8", [4, 2], [8, 128, 2, 32]), ("v3_32", [8, 4], [4, 128, 1, 32]),
+    ("v4_8", [2, 2], [16, 128, 2, 32]), ("v4_32", [4, 4], [8, 128, 1, 32]),
+    ("v5e_8", [4, 2], [8, 128, 2, 32])])
+def test_simd_mesh_of_a_tpu_layout(layout, mesh_shape, slices, absl_flags):
+  # v4 and v5e topologies have one core per chip, where mesh-tf 0.1.21's default
+  # (two per chip) gives no mapping at all.
   settings = tpu_settings(layout)
   assert settings.use_tpu and settings.activation_dtype == "bfloat16"
   shape, rules = mesh_lib.parse(settings.mesh_shape, settings.layout_rules)
@@ -259,8 +242,11 @@ def test_tpu_variable_placer_balances_masters_over_the_hosts():
     sizes = [40, 10, 20, 30, 5]
     devices = [mtf.get_variable(mesh, "v%d" % i, [mtf.Dimension("a", n)])
                .operation.get_master().device for i, n in enumerate(sizes)]
-  # Each variable goes to the host holding the fewest elements so far.
-  assert devices == ["/job:worker/task:%d/device:CPU:0" % h for h in (0, 1, 2, 3, 1)]
+  # Each variable goes to the host holding the fewest bytes so far; host 0 starts with
+  # 300 MB for each of the 32 replicas' TPU programs (and feeds the input), so these
+  # small variables fill hosts 1-3 first.
+  assert devices == ["/job:worker/task:%d/device:CPU:0" % h for h in (1, 2, 3, 2, 3)]
+  assert mesh_lib.HOST0_BYTES_PER_REPLICA == 300 * 1000000
 
 
 def test_run_config_on_tpu_needs_tpu_flag():
@@ -293,11 +279,12 @@ def test_tpu_name_without_the_google_api_client_is_a_user_error():
     estimator.tpu_cluster({"tpu": "my-tpu", "zone": "z", "project": "p"})
 
 
-def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address(tmp_path):
+def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address():
   # A grpc:// address needs no Cloud API look-up, so the real resolver is built offline.
   settings = tpu_settings("v3_8")
   tpu_flags = {"tpu": "grpc://127.0.0.1:8470", "zone": None, "project": None}
-  config_ = estimator.run_config(settings, str(tmp_path), tpu_flags=tpu_flags)
+  model_dir = "gs://bucket/runs/q"  # a TPU Node reads and writes it itself
+  config_ = estimator.run_config(settings, model_dir, tpu_flags=tpu_flags)
   assert config_.master == "grpc://127.0.0.1:8470"
   assert config_.tpu_config.iterations_per_loop == 100
   assert config_.tpu_config.num_cores_per_replica == 1
@@ -305,12 +292,49 @@ def test_run_config_and_estimator_for_a_v3_8_at_a_grpc_address(tmp_path):
           == tf.estimator.tpu.InputPipelineConfig.BROADCAST)
   assert config_.save_checkpoints_steps is None
   assert config_.save_checkpoints_secs is None
-  # The CPU-only virtual devices are not requested on a TPU.
+  # The CPU-only virtual devices are not requested on a TPU; grappler's meta optimizer
+  # is off, as in the references (it costs start-up time on a TPU program).
   assert not config_.session_config.device_count
+  assert config_.session_config.graph_options.rewrite_options.disable_meta_optimizer
   # The estimator is the TPU one (built, not run: there is no TPU here).
-  tpu_estimator = estimator.make_estimator(settings, str(tmp_path), tpu_flags=tpu_flags)
+  tpu_estimator = estimator.make_estimator(settings, model_dir, tpu_flags=tpu_flags)
   assert isinstance(tpu_estimator, tf.estimator.tpu.TPUEstimator)
   assert tpu_estimator.config.master == "grpc://127.0.0.1:8470"
+
+
+def test_run_config_for_a_tpu_vm_is_local():
+  # On a TPU VM the TPU is attached to this host: TPUClusterResolver('local'), which
+  # needs no Cloud API look-up, and a local or gs:// model_dir.
+  settings = tpu_settings("v4_8")
+  config_ = estimator.run_config(settings, "/tmp/unused", tpu_flags={"tpu": "local"})
+  assert config_.master == ""
+  assert config_.session_config.graph_options.rewrite_options.disable_meta_optimizer
+  assert isinstance(estimator.make_estimator(settings, "/tmp/unused",
+                                             tpu_flags={"tpu": "local"}),
+                    tf.estimator.tpu.TPUEstimator)
+
+
+def test_a_local_model_dir_for_a_tpu_node_is_one_line_exit_2(tmp_path):
+  result = cli.mtfzoo("train", "--gin_file", "gin/models/transformer.gin",
+                      "--gin_file", "gin/layouts/v3_8.gin",
+                      "--tpu", "grpc://10.0.0.2:8470", "--model_dir", tmp_path / "run",
+                      *cli.gin_params(), check=False)
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+  assert "grpc://10.0.0.2:8470" in lines[0] and "gs://" in lines[0]
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_a_batch_the_data_axis_does_not_divide_is_one_line_exit_2(tmp_path):
+  corpus = cli.write_corpus(tmp_path / "corpus.txt")
+  result = cli.train(tmp_path / "run", "run.corpus = '%s'" % corpus,
+                     "run.batch_size = 6", "run.mesh_shape = 'data:4'",
+                     "run.layout_rules = 'batch:data'", check=False)
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+  assert lines[0].startswith("mtfzoo train: layout: dimension batch (size 6)")
+  assert "mesh axis data (size 4)" in lines[0]
+  assert not os.path.exists(tmp_path / "run")
 
 
 def test_cpu_thread_pools_use_the_cores_this_process_may_run_on(monkeypatch):
@@ -322,3 +346,17 @@ def test_cpu_thread_pools_use_the_cores_this_process_may_run_on(monkeypatch):
 
   assert pools(Run()) == (96, 96)
   assert pools(Run(intra_op_threads=3, inter_op_threads=1)) == (3, 1)
+
+
+def test_a_topology_mesh_tensorflow_cannot_map_is_a_user_error_naming_it(monkeypatch,
+                                                                         absl_flags):
+  import mesh_tensorflow.simd_mesh_impl as simd  # pylint: disable=g-import-not-at-top
+
+  def cannot_map(*args, **kwargs):
+    raise ValueError("physical and logical shapes must have the same product")
+
+  monkeypatch.setattr(simd, "auto_logical_to_physical_tpu", cannot_map)
+  settings = tpu_settings("v4_8")
+  with pytest.raises(UserError, match="mesh-tensorflow 0.1.21 cannot lay run.mesh_shape "
+                     "'data:2,model:2' over the TPU topology 2x2x1x1"):
+    mesh_lib.simd_impl(*settings.layout, FakeTPUContext("v4_8"))
