@@ -79,13 +79,15 @@ class Sampler:
   def decode(self, tokens, prompt_length, out):
     """Decodes one position per step for every row while the window has room.
 
-    A prefill over the prompts records each layer's memories; step p then feeds every
+    A prefill over the prompts records each layer's memories (recurrent layers: their
+    state before the first step, the shortest prompt's last byte); step p then feeds every
     row its byte at p (its prompt's while p is inside it) and updates the memories at
     p alone, so each byte costs the same whatever p is. Returns the window of the
     last `length` bytes and the output, holding bytes [0, length - prompt_length].
     """
     context, length, generated = self.context, self.length, self.generated
-    context.start_prefill()
+    start = mtf.reduce_min(prompt_length) - 1
+    context.start_prefill(first_step=start)
     self.model.logits(tokens, context)  # only its memories are used
     memories = context.memories
 
@@ -104,7 +106,6 @@ class Sampler:
     def cond(position, *unused):
       return mtf.less(position, last)
 
-    start = mtf.reduce_min(prompt_length) - 1
     _, tokens, out, *_ = mtf.while_loop(cond, body, [start, tokens, out] + memories)
     context.stop_decoding()
     # The byte decoded at the last position is not in the window yet.

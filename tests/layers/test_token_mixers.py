@@ -6,6 +6,7 @@ from layers import variables
 from layers.container import Container
 from layers.gmlp import GMLP
 from layers.group_feed_forward import GroupFeedForward
+from layers.linear_attention import LinearAttention
 from layers.mixer import MLPMixer
 from layers.shared_map import SharedMap
 from layers.synthesizer import Synthesizer
@@ -24,6 +25,8 @@ MIXERS = {
     "synthesizer_random": lambda: Synthesizer(kind="random", heads=2),
     "container": lambda: Container(heads=2),
     "group_feed_forward": lambda: GroupFeedForward(heads=2, glu=True),
+    "linear_attention": lambda: LinearAttention(heads=2, chunk_size=None),
+    "linear_attention_chunkwise": lambda: LinearAttention(heads=2, chunk_size=2),
 }
 LENGTH = 8
 

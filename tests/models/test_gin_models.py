@@ -37,6 +37,7 @@ TOKEN_MIXER_VARIABLES = {
     "synthesizer_dense": {"w1", "w2", "v", "o"},
     "synthesizer_random": {"r", "v", "o"},
     "container": {"q", "k", "v", "static_map", "alpha", "beta", "o"},
+    "linear_attention": ATTENTION,
 }
 
 

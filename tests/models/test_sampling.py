@@ -45,26 +45,35 @@ def samples(model_file, prompts, prompt_lengths, num_bytes, runs, mesh_shape="",
 
 @pytest.mark.parametrize("model_file", MODEL_FILES)
 def test_decoding_position_by_position_gives_the_whole_windows_logits(model_file):
+  """Decoding from position 0 after a prefill of other bytes, and from FIRST after a
+  prefill whose first FIRST bytes are the true ones (as sampling prefills a prompt)."""
   tokens = rng(0).randint(0, 256, (BATCH, LENGTH))
+  first = 3
   with tf.Graph().as_default():
     r, model = runner(model_file)
     context = r.context
     tokens_mtf = r.constant(tokens, ["batch", "length"], tf.int32)
     whole = model.logits(tokens_mtf, context)
-    # Prefill with other bytes: a step may read only memories it wrote itself.
-    other = r.constant((tokens + 101) % 256, ["batch", "length"], tf.int32)
-    context.start_prefill()
-    model.logits(other, context)
-    memories = context.memories
     stepped = []
-    for p in range(LENGTH):
-      position = mtf.constant(r.mesh, p, dtype=tf.int32)
-      context.start_step(position, memories)
-      stepped.append(model.logits(pick(tokens_mtf, context.length, position), context))
+    # A step may read only memories it wrote itself, or the prefill's before `first`.
+    for start, prefill in [(0, (tokens + 101) % 256),
+                           (first, np.where(np.arange(LENGTH) < first, tokens,
+                                            (tokens + 57) % 256))]:
+      context.start_prefill(first_step=mtf.constant(r.mesh, start, dtype=tf.int32))
+      model.logits(r.constant(prefill, ["batch", "length"], tf.int32), context)
       memories = context.memories
-    context.stop_decoding()
+      for p in range(start, LENGTH):
+        position = mtf.constant(r.mesh, p, dtype=tf.int32)
+        context.start_step(position, memories)
+        stepped.append(model.logits(pick(tokens_mtf, context.length, position),
+                                    context))
+        memories = context.memories
+      context.stop_decoding()
     whole_value, stepped_values = r.run([whole, stepped])
-  np.testing.assert_allclose(np.stack(stepped_values, axis=1), whole_value,
+  stepped_values = np.stack(stepped_values, axis=1)
+  np.testing.assert_allclose(stepped_values[:, :LENGTH], whole_value,
+                             rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(stepped_values[:, LENGTH:], whole_value[:, first:],
                              rtol=1e-4, atol=1e-4)
   assert np.std(whole_value) > 1.0  # the weights make the comparison a sharp one
 
