@@ -8,6 +8,7 @@ from layers.gmlp import GMLP
 from layers.group_feed_forward import GroupFeedForward
 from layers.linear_attention import LinearAttention
 from layers.mixer import MLPMixer
+from layers.retention import Retention
 from layers.shared_map import SharedMap
 from layers.synthesizer import Synthesizer
 from tests.layers.layer_testing import LayerUnderTest, random_input
@@ -27,6 +28,8 @@ MIXERS = {
     "group_feed_forward": lambda: GroupFeedForward(heads=2, glu=True),
     "linear_attention": lambda: LinearAttention(heads=2, chunk_size=None),
     "linear_attention_chunkwise": lambda: LinearAttention(heads=2, chunk_size=2),
+    "retention": lambda: Retention(heads=2),
+    "retention_chunkwise": lambda: Retention(heads=2, chunk_size=2),
 }
 LENGTH = 8
 

@@ -38,6 +38,7 @@ TOKEN_MIXER_VARIABLES = {
     "synthesizer_random": {"r", "v", "o"},
     "container": {"q", "k", "v", "static_map", "alpha", "beta", "o"},
     "linear_attention": ATTENTION,
+    "retention": ATTENTION | {"g"},
 }
 
 
@@ -161,8 +162,9 @@ def test_rezero_blocks_are_the_identity_at_init(model_file):
   np.testing.assert_allclose(built.logits, x @ v["logits"], rtol=1e-5, atol=1e-6)
 
 
-def loss_and_gradients(model_file, mesh_shape, layout):
+def loss_and_gradients(model_file, mesh_shape, layout, bindings=()):
   parse_model_file(model_file)
+  gin.parse_config(list(bindings))
   tokens = rng(1).randint(0, 256, (4, LENGTH + 1))
   with tf.Graph().as_default():
     tf.set_random_seed(0)
@@ -184,5 +186,19 @@ def test_model_file_loss_and_gradients_are_equal_on_a_2x2_mesh(model_file):
       model_file, "data:2,model:2", "batch:data,heads:model,d_ff:model,vocab:model")
   np.testing.assert_allclose(split_loss, loss, rtol=1e-5)
   assert split_grads.keys() == grads.keys()
+  for name, g in grads.items():
+    np.testing.assert_allclose(split_grads[name], g, rtol=1e-4, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("model_file,binding", [
+    ("linear_attention", "LinearAttention.chunk_size = 4"),
+    ("retention", "Retention.chunk_size = 4")])
+def test_chunkwise_loss_and_gradients_equal_the_parallel_ones_on_a_2x2_mesh(model_file,
+                                                                             binding):
+  loss, grads = loss_and_gradients(model_file, "", "")  # LENGTH = 8: the parallel form
+  split_loss, split_grads = loss_and_gradients(
+      model_file, "data:2,model:2", "batch:data,heads:model,d_ff:model,vocab:model",
+      [binding])
+  np.testing.assert_allclose(split_loss, loss, rtol=1e-5)
   for name, g in grads.items():
     np.testing.assert_allclose(split_grads[name], g, rtol=1e-4, atol=1e-7, err_msg=name)
