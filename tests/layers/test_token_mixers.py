@@ -7,6 +7,7 @@ from layers.container import Container
 from layers.gmlp import GMLP
 from layers.group_feed_forward import GroupFeedForward
 from layers.linear_attention import LinearAttention
+from layers.local_attention import LocalAttention
 from layers.mixer import MLPMixer
 from layers.retention import Retention
 from layers.shared_map import SharedMap
@@ -29,6 +30,8 @@ MIXERS = {
     "linear_attention": lambda: LinearAttention(heads=2, chunk_size=None),
     "linear_attention_chunkwise": lambda: LinearAttention(heads=2, chunk_size=2),
     "retention": lambda: Retention(heads=2),
+    "local_attention": lambda: LocalAttention(heads=2, window=LENGTH),
+    "local_attention_blocked": lambda: LocalAttention(heads=2, window=2),
     "retention_chunkwise": lambda: Retention(heads=2, chunk_size=2),
 }
 LENGTH = 8

@@ -39,6 +39,7 @@ TOKEN_MIXER_VARIABLES = {
     "container": {"q", "k", "v", "static_map", "alpha", "beta", "o"},
     "linear_attention": ATTENTION,
     "retention": ATTENTION | {"g"},
+    "local_attention": ATTENTION,
 }
 
 
@@ -190,15 +191,18 @@ def test_model_file_loss_and_gradients_are_equal_on_a_2x2_mesh(model_file):
     np.testing.assert_allclose(split_grads[name], g, rtol=1e-4, atol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize("model_file,binding", [
-    ("linear_attention", "LinearAttention.chunk_size = 4"),
-    ("retention", "Retention.chunk_size = 4")])
-def test_chunkwise_loss_and_gradients_equal_the_parallel_ones_on_a_2x2_mesh(model_file,
-                                                                             binding):
-  loss, grads = loss_and_gradients(model_file, "", "")  # LENGTH = 8: the parallel form
+@pytest.mark.parametrize("model_file,one_device,blocked", [
+    ("linear_attention", "LinearAttention.chunk_size = 8", "LinearAttention.chunk_size = 4"),
+    ("retention", "Retention.chunk_size = 8", "Retention.chunk_size = 4"),
+    ("local_attention", "LocalAttention.window = 4", "LocalAttention.window = 4")])
+def test_blocked_forms_give_the_same_loss_and_gradients_on_a_2x2_mesh(model_file,
+                                                                      one_device, blocked):
+  """Chunks (blocks) of 4 of LENGTH = 8 on data:2,model:2 against one device, where
+  the chunked models run their parallel form."""
+  loss, grads = loss_and_gradients(model_file, "", "", [one_device])
   split_loss, split_grads = loss_and_gradients(
       model_file, "data:2,model:2", "batch:data,heads:model,d_ff:model,vocab:model",
-      [binding])
+      [blocked])
   np.testing.assert_allclose(split_loss, loss, rtol=1e-5)
   for name, g in grads.items():
     np.testing.assert_allclose(split_grads[name], g, rtol=1e-4, atol=1e-7, err_msg=name)

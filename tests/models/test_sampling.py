@@ -20,10 +20,11 @@ def clear_gin_config():
   gin.clear_config()
 
 
-def runner(model_file, mesh_shape="", layout="", batch=BATCH):
+def runner(model_file, mesh_shape="", layout="", batch=BATCH, bindings=()):
   """A PREDICT-mode runner and GPT for the model file, with weights large enough that
   the logits differ clearly from byte to byte and position to position."""
   parse_model_file(model_file)
+  gin.parse_config(list(bindings))
   gin.parse_config(["Initialization.stddev = 0.3", "GPT.embedding_stddev = 1.0"])
   tf.set_random_seed(1)
   r = MtfRunner(mesh_shape, layout, mode=PREDICT, num_layers=NUM_LAYERS, batch=batch,
@@ -43,14 +44,23 @@ def samples(model_file, prompts, prompt_lengths, num_bytes, runs, mesh_shape="",
                                   **run) for run in runs])
 
 
-@pytest.mark.parametrize("model_file", MODEL_FILES)
-def test_decoding_position_by_position_gives_the_whole_windows_logits(model_file):
+# Model files whose whole-window form differs from the one at LENGTH with these bindings.
+BLOCKED_FORMS = [("linear_attention", "LinearAttention.chunk_size = 4"),
+                 ("retention", "Retention.chunk_size = 2"),
+                 ("local_attention", "LocalAttention.window = 4")]
+
+
+@pytest.mark.parametrize("model_file,bindings",
+                         [(f, ()) for f in MODEL_FILES]
+                         + [(f, (b,)) for f, b in BLOCKED_FORMS])
+def test_decoding_position_by_position_gives_the_whole_windows_logits(model_file,
+                                                                      bindings):
   """Decoding from position 0 after a prefill of other bytes, and from FIRST after a
   prefill whose first FIRST bytes are the true ones (as sampling prefills a prompt)."""
   tokens = rng(0).randint(0, 256, (BATCH, LENGTH))
   first = 3
   with tf.Graph().as_default():
-    r, model = runner(model_file)
+    r, model = runner(model_file, bindings=bindings)
     context = r.context
     tokens_mtf = r.constant(tokens, ["batch", "length"], tf.int32)
     whole = model.logits(tokens_mtf, context)
