@@ -2,24 +2,17 @@ import numpy as np
 import pytest
 
 from layers.retention import Retention
+from tests import numpy_reference as ref
 from tests.layers.layer_testing import LayerUnderTest, random_input
-
-
-def rotary(x, base=10000.0):
-  """x [b, n, h, k] rotated by position: pairs (i, i + k/2), angle n · base^(-2i/k)."""
-  n, k = x.shape[1], x.shape[-1]
-  theta = base ** (-2.0 * np.arange(k // 2) / k)
-  angle = np.arange(n)[:, None] * theta[None]  # [n, k/2]
-  cos, sin = np.cos(angle)[None, :, None], np.sin(angle)[None, :, None]
-  x1, x2 = x[..., :k // 2], x[..., k // 2:]
-  return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
 
 
 def retention_reference(x, v, heads, eps=1e-6):
   """The recurrent form: S_i = γ_h S_{i-1} + k_i v_iᵀ, o_i = q_i S_i, γ_h = 1 - 2^(-5-h);
   y = (swish(g) ⊙ o / rms_head(o)) W_o."""
-  q = rotary(np.einsum("bnd,dhk->bnhk", x, v["q"]))
-  k = rotary(np.einsum("bnd,dhk->bnhk", x, v["k"])) / np.sqrt(q.shape[-1])
+  def rotated(w):  # rotary over positions: n next to k
+    return ref.rotary(np.einsum("bnd,dhk->bhnk", x, w)).transpose(0, 2, 1, 3)
+  q = rotated(v["q"])
+  k = rotated(v["k"]) / np.sqrt(q.shape[-1])
   values = np.einsum("bnd,dhk->bnhk", x, v["v"])
   g = np.einsum("bnd,dhk->bnhk", x, v["g"])
   gamma = 1.0 - 2.0 ** (-5.0 - np.arange(heads))

@@ -40,6 +40,7 @@ TOKEN_MIXER_VARIABLES = {
     "linear_attention": ATTENTION,
     "retention": ATTENTION | {"g"},
     "local_attention": ATTENTION,
+    "transformer_rotary": ATTENTION, "transformer_alibi": ATTENTION,
 }
 
 
@@ -206,3 +207,15 @@ def test_blocked_forms_give_the_same_loss_and_gradients_on_a_2x2_mesh(model_file
   np.testing.assert_allclose(split_loss, loss, rtol=1e-5)
   for name, g in grads.items():
     np.testing.assert_allclose(split_grads[name], g, rtol=1e-4, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("model_file,has_table", [
+    ("transformer", True), ("transformer_rotary", False), ("transformer_alibi", False),
+    ("linear_attention", False), ("retention", False)])
+def test_positions_none_leaves_out_the_position_table(model_file, has_table):
+  assert ("position_embedding" in build(model_file).values) == has_table
+
+
+def test_positions_must_be_learned_or_none():
+  with pytest.raises(ValueError, match="GPT.positions"):
+    GPT(positions="sinusoidal")
