@@ -30,6 +30,8 @@ class LinearAttention:
   byte, so a byte's cost does not grow with its position.
   """
 
+  recurrent = True  # its decoding state has no length axis
+
   def __init__(self, heads=4, chunk_size=64):
     self.heads = heads
     self.chunk_size = chunk_size

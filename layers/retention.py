@@ -39,6 +39,8 @@ class Retention:
   out. Values have d_head channels (the paper uses 2 · d_head).
   """
 
+  recurrent = True  # its decoding state has no length axis
+
   def __init__(self, heads=4, chunk_size=None):
     self.heads = heads
     self.chunk_size = chunk_size

@@ -71,6 +71,11 @@ class GPT:
                          role=variables.OUTPUT)
     return mtf.einsum([x, w], reduced_dims=[d_model])
 
+  def decodes_past_the_context(self):
+    """Whether decoding may run past `length` from the layers' states: no position
+    table, and a token mixer whose decoding state does not grow with the position."""
+    return self.positions == "none" and getattr(self.token_mixer, "recurrent", False)
+
   def block(self, x, context):
     x = self.residual()(x, self.token_mixer(), context, "token_mixing")
     if self.channel_mixer is not None:  # gMLP blocks have no separate channel mixer

@@ -3,11 +3,11 @@ import gin
 import numpy as np
 import pytest
 
-from layers.context import PREDICT, pick
+from layers.context import Context, PREDICT, pick
 from models import sampling
 from models.gpt import GPT
 from mtf_compat import mtf, tf
-from tests.mtf_testing import MtfRunner, rng
+from tests.mtf_testing import MtfRunner, make_dims, rng
 from tests.models.test_gin_models import MODEL_FILES, parse_model_file
 
 BATCH, LENGTH, D_MODEL, NUM_LAYERS = 3, 8, 32, 2
@@ -88,7 +88,21 @@ def test_decoding_position_by_position_gives_the_whole_windows_logits(model_file
   assert np.std(whole_value) > 1.0  # the weights make the comparison a sharp one
 
 
+# Recurrent mixers and no position table: they decode past the context from their state.
+RECURRENT = ["linear_attention", "retention"]
+WINDOWED = [f for f in MODEL_FILES if f not in RECURRENT]
+
+
 @pytest.mark.parametrize("model_file", MODEL_FILES)
+def test_models_decode_past_the_context_exactly_when_all_recurrent_without_positions(
+    model_file):
+  parse_model_file(model_file)
+  assert GPT().decodes_past_the_context() == (model_file in RECURRENT)
+  gin.parse_config(["GPT.positions = 'learned'"])
+  assert not GPT().decodes_past_the_context()
+
+
+@pytest.mark.parametrize("model_file", WINDOWED)
 def test_incremental_sampling_equals_recomputation_byte_for_byte(model_file):
   """Rows with prompts of 1, 5 and LENGTH bytes, past the end of the window, with
   temperature, top-k and greedy settings."""
@@ -117,3 +131,33 @@ def test_incremental_sampling_on_a_data_and_model_parallel_mesh(model_file):
   [single] = samples(model_file, prompts, prompt_lengths, LENGTH + 3,
                      [dict(run, incremental=False)])
   np.testing.assert_array_equal(split, single)
+
+
+@pytest.mark.parametrize("model_file", RECURRENT)
+def test_recurrent_models_sample_past_the_context_as_a_longer_window_would(model_file):
+  """Decoding 2·LENGTH - 2 bytes from the state at context LENGTH gives the bytes that
+  recomputing the whole (never sliding) window gives at context 3·LENGTH, with the same
+  variables."""
+  prompts = rng(1).randint(0, 256, (BATCH, LENGTH))
+  num_bytes = 2 * LENGTH - 2
+  settings = [dict(temperature=1.0, top_k=0, seed=3), dict(temperature=0.0, seed=0)]
+  with tf.Graph().as_default():
+    r, model = runner(model_file)
+    long = Context(r.mesh, PREDICT, make_dims(batch=BATCH, length=3 * LENGTH,
+                                              d_model=D_MODEL), num_layers=NUM_LAYERS)
+    prompt_length = r.constant(PROMPT_LENGTHS, ["batch"], tf.int32)
+    masked = prompts * (np.arange(LENGTH) < PROMPT_LENGTHS[:, None])
+    tokens = r.constant(masked, ["batch", "length"], tf.int32)
+    long_tokens = mtf.import_tf_tensor(
+        r.mesh, tf.constant(np.pad(masked, [(0, 0), (0, 2 * LENGTH)]), tf.int32),
+        mtf.Shape([long.dims["batch"], long.length]))
+    fetches = []
+    for s in settings:
+      fetches.append(sampling.sample(model, r.context, tokens, prompt_length, num_bytes,
+                                     incremental=True, **s))
+      fetches.append(sampling.sample(model, long, long_tokens, prompt_length, num_bytes,
+                                     incremental=False, **s))
+    values = r.run(fetches)
+  for s, from_state, long_window in zip(settings, values[::2], values[1::2]):
+    np.testing.assert_array_equal(from_state, long_window, err_msg=str(s))
+  assert len(np.unique(values[0])) > BATCH
