@@ -149,7 +149,8 @@ class Context:
   def causal_mask(self, dtype=None):
     """M[length i, memory_length j] = 1 where j <= i, else 0 (row i = the position
     when decoding)."""
-    return mtf.cast(mtf.greater_equal(self.distance(), 0), dtype or self.activation_dtype)
+    visible = mtf.greater_equal(self.distance(), 0)
+    return mtf.cast(visible, dtype or self.activation_dtype)
 
   def causal_bias(self, dtype=None):
     """log M: 0 where j <= i, a large negative number elsewhere (added to logits)."""

@@ -157,8 +157,9 @@ class Hyena:
                                 tf.random_normal_initializer(stddev=stddev),
                                 variables.WEIGHT, (shape[0].name,))
 
-    hidden = sum(mtf.einsum([f(angle), weight(name, [bands, width], 1.0)],
-                            reduced_dims=[bands])
+    dtype = context.activation_dtype
+    hidden = sum(mtf.einsum([mtf.cast(f(angle), dtype),
+                             weight(name, [bands, width], 1.0)], reduced_dims=[bands])
                  for name, f in (("w_cos", mtf.cos), ("w_sin", mtf.sin)))
     hidden = sin(hidden)
     width_2 = mtf.Dimension("filter_width_2", self.filter_width)
@@ -173,4 +174,4 @@ class Hyena:
     alpha = fast + (slow - fast) * c
     window = mtf.exp(-alpha * mtf.relu(t_float) * (1.0 / length))
     visible = mtf.cast(mtf.greater_equal(t, 0), tf.float32)
-    return mtf.cast(h * window * visible, context.activation_dtype)
+    return h * mtf.cast(window * visible, dtype)
