@@ -159,12 +159,15 @@ def eval_command(settings):
 def sample_command(settings):
   from inference import sample
   check_sampling_flags()
-  generated, cut = sample.sample(settings, require("model_dir"), FLAGS.prompt,
-                                 FLAGS.length, FLAGS.temperature, FLAGS.top_k,
-                                 FLAGS.seed, tpu_flags())
+  generated, cut, past = sample.sample(settings, require("model_dir"), FLAGS.prompt,
+                                       FLAGS.length, FLAGS.temperature, FLAGS.top_k,
+                                       FLAGS.seed, tpu_flags())
   if cut:
     print("(the prompt is longer than the context: using its last %d bytes)"
           % settings.sequence_length, file=sys.stderr)
+  if past:
+    print("(past the %d-byte context: %s)" % (settings.sequence_length, past),
+          file=sys.stderr)
   sys.stdout.write(FLAGS.prompt + generated.decode("utf-8", errors="replace") + "\n")
 
 

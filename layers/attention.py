@@ -4,8 +4,11 @@ import math
 import gin
 
 from layers import variables
+from layers.rotary import rotate
 from layers.shared_map import causal_softmax
-from mtf_compat import mtf
+from mtf_compat import mtf, tf
+
+POSITION_ENCODINGS = ("none", "rotary", "alibi")
 
 
 def split_heads(d_model, heads, d_head):
@@ -37,20 +40,33 @@ class Attention:
 
   Q = x W_q, K = x W_k, V = x W_v; M is the causal mask (key j ≤ query i).
   shared_kv: K = V (one projection), as in the thread's memory-light variants.
+  position_encoding: 'none'; 'rotary' (RoPE, Su et al. 2021): Q and K rotated by their
+  positions (layers/rotary.py), so Q Kᵀ depends on i - j only; 'alibi' (Press et al.
+  2022): the logits of head h = 1..H get -m_h (i - j), m_h = 2^(-8h/H).
   """
 
-  def __init__(self, heads=4, d_head=None, shared_kv=False):
+  def __init__(self, heads=4, d_head=None, shared_kv=False, position_encoding="none"):
+    if position_encoding not in POSITION_ENCODINGS:
+      raise ValueError("Attention.position_encoding must be one of %s, got %r"
+                       % (POSITION_ENCODINGS, position_encoding))
+    if shared_kv and position_encoding == "rotary":
+      raise ValueError("Attention: rotary keys cannot be the values (shared_kv)")
     self.heads = heads
     self.d_head = d_head
     self.shared_kv = shared_kv
+    self.position_encoding = position_encoding
 
   def __call__(self, x, context):
     d_model = x.shape.get_dim_by_name("d_model")
     heads, d_head = split_heads(d_model, self.heads, self.d_head)
     q, k, v = self.project_qkv(x, context, heads, d_head)
+    if self.position_encoding == "rotary":
+      q, k = rotate(q, context), rotate(k, context)
     k = context.memory(k)
     v = k if self.shared_kv else context.memory(v)
     logits = mtf.einsum([q, k], reduced_dims=[d_head]) * (1.0 / math.sqrt(d_head.size))
+    if self.position_encoding == "alibi":
+      logits += alibi_bias(heads, context, logits.dtype)
     weights = causal_softmax(logits, context)
     o = mtf.einsum([weights, v], reduced_dims=[context.memory_length])
     return output_projection(o, context, heads, d_head, d_model)
@@ -67,3 +83,11 @@ def output_projection(o, context, heads, d_head, d_model):
   w = variables.weight(context, "o", [heads, d_head, d_model], ["heads", "d_head"],
                        output_projection=True)
   return mtf.einsum([o, w], reduced_dims=[heads, d_head])
+
+
+def alibi_bias(heads, context, dtype):
+  """-m_h (i - j) [heads, length, memory_length], m_h = 2^(-8h/H) for h = 1..H (the
+  masked entries, j > i, get a positive bias that the causal mask overrides)."""
+  h = mtf.range(context.mesh, heads, tf.float32) + 1.0
+  slopes = mtf.exp(h * (-8.0 * math.log(2.0) / heads.size))
+  return mtf.cast(slopes * -mtf.cast(context.distance(), tf.float32), dtype)

@@ -35,6 +35,11 @@ class Context:
   `length` axis, `memory(x)` writes x into the recorded memory at that position, and
   `causal_mask`, `at_position` give the position's row of every [length, ..] map.
   Layers call `memory` in the same order on every call, which is how each finds its own.
+
+  Recurrent layers (linear attention, retention) keep a state instead of a memory over
+  positions: prefilling records, with `carry`, their state after the positions before
+  `first_step`; each step reads it back with `carried` and carries the updated state on,
+  so a step's cost does not depend on the position.
   """
 
   def __init__(self, mesh, mode, dims, num_layers, activation_dtype=tf.float32,
@@ -52,6 +57,7 @@ class Context:
     self.position = None    # decoding: an int32 scalar, the position of every row
     self.memories_in = None  # decoding: the memories after the previous step
     self.memories = None     # prefill and decoding: the memories of this call
+    self.first_step = 0      # prefill: the position the first decoding step runs at
 
   @property
   def train(self):
@@ -80,9 +86,15 @@ class Context:
   def decoding(self):
     return self.position is not None
 
-  def start_prefill(self):
-    """The next model call runs over whole windows and records its memories."""
+  @property
+  def prefilling(self):
+    return self.memories is not None and not self.decoding
+
+  def start_prefill(self, first_step=0):
+    """The next model call runs over whole windows and records its memories; the first
+    decoding step will run at `first_step` (an int32 scalar, the same for every row)."""
     self.position, self.memories_in, self.memories = None, None, []
+    self.first_step = first_step
 
   def start_step(self, position, memories):
     """The next model call decodes `position` given the memories of the last call."""
@@ -107,6 +119,27 @@ class Context:
       self.memories.append(memory)
     return memory
 
+  def carried(self):
+    """When decoding: this recurrent layer's state after the previous position."""
+    return self.memories_in[len(self.memories)]
+
+  def carry(self, state):
+    """Records a recurrent layer's state (nothing is recorded over whole windows unless
+    prefilling). Call `carried` first, then `carry`, once each per call."""
+    if self.memories is not None:
+      self.memories.append(state)
+
+  def positions(self):
+    """int32 positions of the queries: [length], or the position when decoding."""
+    if self.decoding:
+      return self.position
+    return mtf.range(self.mesh, self.length, tf.int32)
+
+  def distance(self):
+    """i - j, query position minus key position: int32 [length, memory_length] (or
+    [memory_length] when decoding)."""
+    return self.positions() - mtf.range(self.mesh, self.memory_length, tf.int32)
+
   def at_position(self, x):
     """x itself, or when decoding, x's row at the current position (if it has rows)."""
     if self.decoding and self.length in x.shape.dims:
@@ -116,10 +149,8 @@ class Context:
   def causal_mask(self, dtype=None):
     """M[length i, memory_length j] = 1 where j <= i, else 0 (row i = the position
     when decoding)."""
-    query = self.position if self.decoding else mtf.range(self.mesh, self.length,
-                                                          tf.int32)
-    key = mtf.range(self.mesh, self.memory_length, tf.int32)
-    return mtf.cast(mtf.less_equal(key, query), dtype or self.activation_dtype)
+    visible = mtf.greater_equal(self.distance(), 0)
+    return mtf.cast(visible, dtype or self.activation_dtype)
 
   def causal_bias(self, dtype=None):
     """log M: 0 where j <= i, a large negative number elsewhere (added to logits)."""

@@ -11,11 +11,15 @@ from layers.residual import Residual
 from mtf_compat import mtf, tf
 
 VOCAB_SIZE = 256  # UTF-8 bytes
+POSITIONS = ("learned", "none")
 
 
 @gin.configurable
 class GPT:
   """logits = norm(blocks(E[bytes] + P[positions])) · W_logits.
+
+  positions: 'learned' adds the learned table P [length, d_model]; 'none' adds nothing
+  (the mixers carry position: rotary or ALiBi attention, decays, causality itself).
 
   Each block is residual(token_mixer) then residual(channel_mixer); the mixers and the
   residual form are gin-configurable classes, instantiated once per block.
@@ -25,7 +29,9 @@ class GPT:
 
   def __init__(self, num_layers=4, d_model=256, token_mixer=Attention,
                channel_mixer=FeedForward, residual=Residual, embedding_stddev=0.02,
-               z_loss=0.0, recompute_blocks=False):
+               z_loss=0.0, recompute_blocks=False, positions="learned"):
+    if positions not in POSITIONS:
+      raise ValueError("GPT.positions must be one of %s, got %r" % (POSITIONS, positions))
     self.num_layers = num_layers
     self.d_model = d_model
     self.token_mixer = token_mixer
@@ -34,6 +40,7 @@ class GPT:
     self.embedding_stddev = embedding_stddev
     self.z_loss = z_loss
     self.recompute_blocks = recompute_blocks
+    self.positions = positions
 
   def logits(self, tokens, context):
     """tokens: int32 [batch, length] -> logits [batch, length, vocab].
@@ -46,9 +53,11 @@ class GPT:
     init = variables.normal_initializer(self.embedding_stddev)
     embedding = variables.variable(context, "byte_embedding", [vocab, d_model], init,
                                    variables.EMBEDDING)
-    positions = variables.variable(context, "position_embedding",
-                                   [context.length, d_model], init, variables.EMBEDDING)
-    x = mtf.gather(embedding, tokens, vocab) + context.at_position(positions)
+    x = mtf.gather(embedding, tokens, vocab)
+    if self.positions == "learned":
+      table = variables.variable(context, "position_embedding",
+                                 [context.length, d_model], init, variables.EMBEDDING)
+      x += context.at_position(table)
     for i in range(self.num_layers):
       context.layer_index = i
       with tf.variable_scope("block_%d" % i):
@@ -61,6 +70,11 @@ class GPT:
     w = variables.weight(context, "logits", [d_model, vocab], ["d_model"],
                          role=variables.OUTPUT)
     return mtf.einsum([x, w], reduced_dims=[d_model])
+
+  def decodes_past_the_context(self):
+    """Whether decoding may run past `length` from the layers' states: no position
+    table, and a token mixer whose decoding state does not grow with the position."""
+    return self.positions == "none" and getattr(self.token_mixer, "recurrent", False)
 
   def block(self, x, context):
     x = self.residual()(x, self.token_mixer(), context, "token_mixing")

@@ -79,37 +79,48 @@ class Sampler:
     step = mtf.constant(self.context.mesh, 0, dtype=tf.int32)
     return mtf.while_loop(cond, body, [step, tokens, filled, out])[3]
 
-  def decode(self, tokens, prompt_length, out):
+  def decode(self, tokens, prompt_length, out, past_the_context=False):
     """Decodes one position per step for every row while the window has room.
 
-    A prefill over the prompts records each layer's memories; step p then feeds every
+    A prefill over the prompts records each layer's memories (recurrent layers: their
+    state before the first step, the shortest prompt's last byte); step p then feeds every
     row its byte at p (its prompt's while p is inside it) and updates the memories at
     p alone, so each byte costs the same whatever p is. Returns the window of the
     last `length` bytes and the output, holding bytes [0, length - prompt_length].
+    past_the_context: keep stepping past the window until every byte is out (for a model
+    whose decoding state does not grow with the position, GPT.decodes_past_the_context);
+    then the returned window is None.
     """
     context, length, generated = self.context, self.length, self.generated
-    context.start_prefill()
+    start = mtf.reduce_min(prompt_length) - 1
+    context.start_prefill(first_step=start)
     self.model.logits(tokens, context)  # only its memories are used
     memories = context.memories
 
-    def body(position, tokens, out, *memories):
+    def body(position, current, tokens, out, *memories):
       context.start_step(position, memories)
-      logits = self.model.logits(pick(tokens, length, position), context)
+      logits = self.model.logits(current, context)
       index = position - prompt_length + 1  # < 0 inside the prompt: nothing written
       new = self.next_byte(logits, index)
       inside_prompt = mtf.less(index, 0)
-      next_input = mtf.where(inside_prompt, pick(tokens, length, position + 1), new)
-      tokens = write(tokens, length, position + 1, next_input)
-      return [position + 1, tokens, write(out, generated, index, new)] + context.memories
+      following = mtf.where(inside_prompt, pick(tokens, length, position + 1), new)
+      tokens = write(tokens, length, position + 1, following)  # none past the window
+      return ([position + 1, following, tokens, write(out, generated, index, new)]
+              + context.memories)
 
-    last = mtf.minimum(mtf.reduce_max(prompt_length) + generated.size - 1, length.size)
+    last = mtf.reduce_max(prompt_length) + generated.size - 1
+    if not past_the_context:
+      last = mtf.minimum(last, length.size)
 
     def cond(position, *unused):
       return mtf.less(position, last)
 
-    start = mtf.reduce_min(prompt_length) - 1
-    _, tokens, out, *_ = mtf.while_loop(cond, body, [start, tokens, out] + memories)
+    first = pick(tokens, length, start)
+    _, _, tokens, out, *_ = mtf.while_loop(cond, body,
+                                           [start, first, tokens, out] + memories)
     context.stop_decoding()
+    if past_the_context:
+      return None, out
     # The byte decoded at the last position is not in the window yet.
     latest = pick(out, generated, length.size - prompt_length)
     window = write(mtf.shift(tokens, -1, length, wrap=False), length, length.size - 1,
@@ -127,13 +138,17 @@ def sample(model, context, tokens, prompt_length, num_bytes, temperature=1.0,
   incremental: decode from the layers' memories while the window has room. Past that,
   a new byte moves every byte to another position, so the window is recomputed per
   byte, which is how incremental=False samples from the start; both give the same
-  bytes.
+  bytes. A model whose layers are all recurrent and that has no position table
+  (GPT.decodes_past_the_context) instead keeps decoding from its state past the
+  window: each byte then depends on every byte before it, not on the last `length`.
   Returns int32 [batch, generated] with generated = num_bytes.
   """
   sampler = Sampler(model, context, num_bytes, temperature, top_k, seed)
   out = sampler.empty_output()
   if not incremental:
     return sampler.recompute(tokens, prompt_length, prompt_length * 0, out)
+  if model.decodes_past_the_context():
+    return sampler.decode(tokens, prompt_length, out, past_the_context=True)[1]
   window, out = sampler.decode(tokens, prompt_length, out)
   return sampler.recompute(window, prompt_length * 0 + context.length.size,
                            context.length.size - prompt_length + 1, out)

@@ -152,6 +152,19 @@ def sampling_speed(settings, repeats=10):
           "sample_byte_time_late_over_early": late / early}
 
 
+def decoding_state_bytes(settings):
+  """Bytes that decoding one sequence carries from byte to byte: every layer's memories
+  (keys and values, seq² map inputs: they grow with the context) or recurrent states
+  (linear attention, retention: they do not), as a prefill records them."""
+  batch = settings.layout.split("batch")
+  with tf.Graph().as_default():
+    mesh = mtf.Mesh(mtf.Graph(), "mesh")
+    model, context, token_shape = build_model(settings, mesh, "predict", batch)
+    context.start_prefill()
+    model.logits(mtf.zeros(mesh, token_shape, tf.int32), context)
+    return sum(m.shape.size * m.dtype.size for m in context.memories) // batch
+
+
 def match_params(settings, target, multiple=8, tolerance=0.1):
   """Binds GPT.d_model to the multiple of `multiple` whose model has the parameter
   count nearest `target` (the count grows with d_model, so a bisection finds it).
@@ -223,6 +236,7 @@ def bench(settings, warmup=10, steps=50):
       "mfu": tokens_per_sec * flops_per_token / matmul_flops,
       "intra_op_threads": threads[0],
       "inter_op_threads": threads[1],
+      "decoding_state_bytes": decoding_state_bytes(settings),
       **sampling_speed(settings),
   }
 
@@ -245,6 +259,9 @@ COLUMNS = [  # (header, format of a record r and the first record base)
         r["sample_bytes_per_sec"], r["sample_bytes_per_sec_recompute"])),
     ("late / early byte time",
      lambda r, base: "%.2f" % r["sample_byte_time_late_over_early"]),
+    ("decoding state per sequence (KB)",
+     lambda r, base: "%.1f" % (r["decoding_state_bytes"] / 1e3)
+     if "decoding_state_bytes" in r else "–"),
 ]
 
 

@@ -35,6 +35,35 @@ def attention(x, wq, wk, wv, wo):
   return np.einsum("bhnk,hkd->bnd", o, wo)
 
 
+def rotary(x, base=10000.0):
+  """x [.., n, k] rotated by position: pairs (i, i + k/2), angle n · base^(-2i/k)."""
+  n, k = x.shape[-2], x.shape[-1]
+  angle = np.arange(n)[:, None] * base ** (-2.0 * np.arange(k // 2) / k)[None]
+  cos, sin = np.cos(angle), np.sin(angle)
+  x1, x2 = x[..., :k // 2], x[..., k // 2:]
+  return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
+
+
+def alibi(heads, n):
+  """-m_h (i - j) [heads, n, n], m_h = 2^(-8h/heads), h = 1..heads."""
+  slopes = 2.0 ** (-8.0 * np.arange(1, heads + 1) / heads)
+  i, j = np.indices([n, n])
+  return -slopes[:, None, None] * (i - j)[None]
+
+
+def attention_with_positions(x, wq, wk, wv, wo, encoding):
+  """attention() with rotary queries and keys, or ALiBi biases on its logits."""
+  q, k, v = (np.einsum("bnd,dhk->bhnk", x, w) for w in (wq, wk, wv))
+  if encoding == "rotary":
+    q, k = rotary(q), rotary(k)
+  logits = np.einsum("bhik,bhjk->bhij", q, k) / math.sqrt(wq.shape[-1])
+  if encoding == "alibi":
+    logits = logits + alibi(wq.shape[1], x.shape[1])[None]
+  logits = np.where(causal_mask(x.shape[1]) > 0, logits, -1e9)
+  o = np.einsum("bhij,bhjk->bhik", softmax(logits), v)
+  return np.einsum("bhnk,hkd->bnd", o, wo)
+
+
 def feed_forward(x, w_in, w_out, act=gelu):
   return act(x @ w_in) @ w_out
 

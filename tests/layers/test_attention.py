@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from layers.attention import Attention
 from mtf_compat import tf
@@ -49,3 +50,12 @@ def test_attention_output_ignores_future_positions():
     y_perturbed, _ = run_attention(perturbed, heads=2)
     np.testing.assert_array_equal(y[:, :i + 1], y_perturbed[:, :i + 1])
     assert not np.allclose(y[:, i + 1:], y_perturbed[:, i + 1:])
+
+
+@pytest.mark.parametrize("encoding", ["rotary", "alibi"])
+def test_attention_with_rotary_or_alibi_positions_matches_numpy_reference(encoding):
+  x = 20.0 * rng(5).randn(2, 8, 16).astype(np.float32)  # logits far from 0
+  y, w = run_attention(x, heads=4, position_encoding=encoding)
+  expected = ref.attention_with_positions(x, w["q"], w["k"], w["v"], w["o"], encoding)
+  np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-6)
+  assert not np.allclose(y, ref.attention(x, w["q"], w["k"], w["v"], w["o"]), rtol=0.01)

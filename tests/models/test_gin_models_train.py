@@ -27,6 +27,8 @@ BINDINGS = ["run.batch_size = 8", "run.sequence_length = %d" % SEQUENCE_LENGTH,
 # (3.30 nats), which 50 steps of a one-block model approach (measured: 2.2-2.4 nats
 # lower for every model here).
 MARGIN = 1.5
+# Convolutions by FFT: every position's rounding reaches every output.
+FFT_MODELS = {"hyena.gin"}
 
 # Scored text: exactly one context window (sequence_length + 1 bytes), so every
 # prediction comes from the same window. The second text changes only byte K: the
@@ -70,6 +72,10 @@ def test_model_trains_on_shakespeare_and_scores_causally(model_file, data_dir,
   for s in (a, b):
     assert s["bytes"] == len(TEXT) and len(s["log2_probs"]) == len(TEXT) - 1
     assert all(math.isfinite(x) and x <= 0 for x in s["log2_probs"])
-  assert a["log2_probs"][:K - 1] == b["log2_probs"][:K - 1]
+  if model_file in FFT_MODELS:  # causal up to float32 rounding
+    np.testing.assert_allclose(a["log2_probs"][:K - 1], b["log2_probs"][:K - 1],
+                               rtol=1e-5)
+  else:
+    assert a["log2_probs"][:K - 1] == b["log2_probs"][:K - 1]
   assert a["log2_probs"][K - 1] != b["log2_probs"][K - 1]
   assert a["log2_probs"][K:] != b["log2_probs"][K:]

@@ -3,11 +3,11 @@ import gin
 import numpy as np
 import pytest
 
-from layers.context import PREDICT, pick
+from layers.context import Context, PREDICT, pick
 from models import sampling
 from models.gpt import GPT
 from mtf_compat import mtf, tf
-from tests.mtf_testing import MtfRunner, rng
+from tests.mtf_testing import MtfRunner, make_dims, rng
 from tests.models.test_gin_models import MODEL_FILES, parse_model_file
 
 BATCH, LENGTH, D_MODEL, NUM_LAYERS = 3, 8, 32, 2
@@ -20,10 +20,11 @@ def clear_gin_config():
   gin.clear_config()
 
 
-def runner(model_file, mesh_shape="", layout="", batch=BATCH):
+def runner(model_file, mesh_shape="", layout="", batch=BATCH, bindings=()):
   """A PREDICT-mode runner and GPT for the model file, with weights large enough that
   the logits differ clearly from byte to byte and position to position."""
   parse_model_file(model_file)
+  gin.parse_config(list(bindings))
   gin.parse_config(["Initialization.stddev = 0.3", "GPT.embedding_stddev = 1.0"])
   tf.set_random_seed(1)
   r = MtfRunner(mesh_shape, layout, mode=PREDICT, num_layers=NUM_LAYERS, batch=batch,
@@ -43,33 +44,65 @@ def samples(model_file, prompts, prompt_lengths, num_bytes, runs, mesh_shape="",
                                   **run) for run in runs])
 
 
-@pytest.mark.parametrize("model_file", MODEL_FILES)
-def test_decoding_position_by_position_gives_the_whole_windows_logits(model_file):
+# Model files whose whole-window form differs from the one at LENGTH with these bindings.
+BLOCKED_FORMS = [("linear_attention", "LinearAttention.chunk_size = 4"),
+                 ("retention", "Retention.chunk_size = 2"),
+                 ("local_attention", "LocalAttention.window = 4")]
+
+
+@pytest.mark.parametrize("model_file,bindings",
+                         [(f, ()) for f in MODEL_FILES]
+                         + [(f, (b,)) for f, b in BLOCKED_FORMS])
+def test_decoding_position_by_position_gives_the_whole_windows_logits(model_file,
+                                                                      bindings):
+  """Decoding from position 0 after a prefill of other bytes, and from FIRST after a
+  prefill whose first FIRST bytes are the true ones (as sampling prefills a prompt)."""
   tokens = rng(0).randint(0, 256, (BATCH, LENGTH))
+  first = 3
   with tf.Graph().as_default():
-    r, model = runner(model_file)
+    r, model = runner(model_file, bindings=bindings)
     context = r.context
     tokens_mtf = r.constant(tokens, ["batch", "length"], tf.int32)
     whole = model.logits(tokens_mtf, context)
-    # Prefill with other bytes: a step may read only memories it wrote itself.
-    other = r.constant((tokens + 101) % 256, ["batch", "length"], tf.int32)
-    context.start_prefill()
-    model.logits(other, context)
-    memories = context.memories
     stepped = []
-    for p in range(LENGTH):
-      position = mtf.constant(r.mesh, p, dtype=tf.int32)
-      context.start_step(position, memories)
-      stepped.append(model.logits(pick(tokens_mtf, context.length, position), context))
+    # A step may read only memories it wrote itself, or the prefill's before `first`.
+    for start, prefill in [(0, (tokens + 101) % 256),
+                           (first, np.where(np.arange(LENGTH) < first, tokens,
+                                            (tokens + 57) % 256))]:
+      context.start_prefill(first_step=mtf.constant(r.mesh, start, dtype=tf.int32))
+      model.logits(r.constant(prefill, ["batch", "length"], tf.int32), context)
       memories = context.memories
-    context.stop_decoding()
+      for p in range(start, LENGTH):
+        position = mtf.constant(r.mesh, p, dtype=tf.int32)
+        context.start_step(position, memories)
+        stepped.append(model.logits(pick(tokens_mtf, context.length, position),
+                                    context))
+        memories = context.memories
+      context.stop_decoding()
     whole_value, stepped_values = r.run([whole, stepped])
-  np.testing.assert_allclose(np.stack(stepped_values, axis=1), whole_value,
+  stepped_values = np.stack(stepped_values, axis=1)
+  np.testing.assert_allclose(stepped_values[:, :LENGTH], whole_value,
+                             rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(stepped_values[:, LENGTH:], whole_value[:, first:],
                              rtol=1e-4, atol=1e-4)
   assert np.std(whole_value) > 1.0  # the weights make the comparison a sharp one
 
 
+# Recurrent mixers and no position table: they decode past the context from their state.
+RECURRENT = ["linear_attention", "retention"]
+WINDOWED = [f for f in MODEL_FILES if f not in RECURRENT]
+
+
 @pytest.mark.parametrize("model_file", MODEL_FILES)
+def test_models_decode_past_the_context_exactly_when_all_recurrent_without_positions(
+    model_file):
+  parse_model_file(model_file)
+  assert GPT().decodes_past_the_context() == (model_file in RECURRENT)
+  gin.parse_config(["GPT.positions = 'learned'"])
+  assert not GPT().decodes_past_the_context()
+
+
+@pytest.mark.parametrize("model_file", WINDOWED)
 def test_incremental_sampling_equals_recomputation_byte_for_byte(model_file):
   """Rows with prompts of 1, 5 and LENGTH bytes, past the end of the window, with
   temperature, top-k and greedy settings."""
@@ -111,3 +144,33 @@ def test_sampling_noise_names_its_random_algorithm():
     [op] = [op for op in graph.get_operations()
             if op.type == "StatelessRandomUniformV2"]
     assert tf.get_static_value(op.inputs[-1]) == 1  # Algorithm.PHILOX
+
+
+@pytest.mark.parametrize("model_file", RECURRENT)
+def test_recurrent_models_sample_past_the_context_as_a_longer_window_would(model_file):
+  """Decoding 2·LENGTH - 2 bytes from the state at context LENGTH gives the bytes that
+  recomputing the whole (never sliding) window gives at context 3·LENGTH, with the same
+  variables."""
+  prompts = rng(1).randint(0, 256, (BATCH, LENGTH))
+  num_bytes = 2 * LENGTH - 2
+  settings = [dict(temperature=1.0, top_k=0, seed=3), dict(temperature=0.0, seed=0)]
+  with tf.Graph().as_default():
+    r, model = runner(model_file)
+    long = Context(r.mesh, PREDICT, make_dims(batch=BATCH, length=3 * LENGTH,
+                                              d_model=D_MODEL), num_layers=NUM_LAYERS)
+    prompt_length = r.constant(PROMPT_LENGTHS, ["batch"], tf.int32)
+    masked = prompts * (np.arange(LENGTH) < PROMPT_LENGTHS[:, None])
+    tokens = r.constant(masked, ["batch", "length"], tf.int32)
+    long_tokens = mtf.import_tf_tensor(
+        r.mesh, tf.constant(np.pad(masked, [(0, 0), (0, 2 * LENGTH)]), tf.int32),
+        mtf.Shape([long.dims["batch"], long.length]))
+    fetches = []
+    for s in settings:
+      fetches.append(sampling.sample(model, r.context, tokens, prompt_length, num_bytes,
+                                     incremental=True, **s))
+      fetches.append(sampling.sample(model, long, long_tokens, prompt_length, num_bytes,
+                                     incremental=False, **s))
+    values = r.run(fetches)
+  for s, from_state, long_window in zip(settings, values[::2], values[1::2]):
+    np.testing.assert_array_equal(from_state, long_window, err_msg=str(s))
+  assert len(np.unique(values[0])) > BATCH

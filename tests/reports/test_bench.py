@@ -82,3 +82,15 @@ def test_markdown_table_has_a_row_per_record_and_the_sm3_state_ratio():
   assert len(rows) == 4  # the header and one row per record
   assert "| mixer | 32 | 1,000 | 300 | 1.50 |" in rows[2]
   assert lines[-1] == "Optimizer state, transformer+sm3 / transformer: 0.25"
+
+
+@pytest.mark.parametrize("model_file,per_layer", [
+    # Keys and values over the context: 2 · N · d floats.
+    ("transformer", 2 * N * D * 4),
+    # One [heads, d_head, d_head + 1] state (numerator and normaliser), 4 heads.
+    ("linear_attention", 4 * (D // 4) * (D // 4 + 1) * 4),
+    # One [heads, d_head, d_head] state.
+    ("retention", 4 * (D // 4) * (D // 4) * 4),
+])
+def test_decoding_state_bytes_count_memories_or_states(model_file, per_layer):
+  assert bench.decoding_state_bytes(settings(model_file)) == L * per_layer
