@@ -1,4 +1,4 @@
-"""mtfzoo: train | eval | sample | score | export | compare | bench.
+"""mtfzoo: train | eval | sample | score | export | compare | bench | baselines.
 
 A thin dispatcher: it parses flags and gin, then calls one function of a job package
 (trainer, inference, reports) per command. Those packages are imported inside the
@@ -21,7 +21,8 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 from absl import flags  # noqa: E402
 
-COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench")
+COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench",
+            "baselines")
 USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
     COMMANDS)
 
@@ -38,11 +39,17 @@ flags.DEFINE_integer("seed", 0, "sample: random seed")
 flags.DEFINE_string("text", None, "score: the text to score")
 flags.DEFINE_string("export_dir", None, "export: the directory to create")
 flags.DEFINE_string("out", None, "compare/bench: the output directory or file")
+flags.DEFINE_multi_string("baselines", [], "compare: a file of `mtfzoo baselines` JSON "
+                          "lines (repeatable), besides each run's baselines.json")
 flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
                      "the model has about this many parameters")
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
+
+
+# Commands that can run from gin files alone, without a trained model_dir.
+GIN_FILE_COMMANDS = ("train", "bench", "baselines")
 
 
 class UsageError(Exception):
@@ -56,13 +63,15 @@ def settings_for(command):
   from trainer import config
   from trainer.errors import UserError
   from trainer.run import Run
+  if command == "baselines":
+    import reports.baselines  # noqa: F401  (registers its configurables)
   saved = config.saved_config(FLAGS.model_dir) if FLAGS.model_dir else None
   if command == "train" and FLAGS.gin_file:
     saved = None  # the gin files given define the run; the checkpoint check guards it
-  elif command in ("train", "bench") and not (FLAGS.gin_file or saved):
+  elif command in GIN_FILE_COMMANDS and not (FLAGS.gin_file or saved):
     raise UserError("%s needs --gin_file (or a --model_dir that holds config.gin)"
                     % command)
-  elif command not in ("train", "bench") and saved is None:
+  elif command not in GIN_FILE_COMMANDS and saved is None:
     raise UserError("model_dir %r holds no config.gin: train a model there first"
                     % FLAGS.model_dir)
   config.parse(FLAGS.gin_file, FLAGS.gin_param, base_config=saved)
@@ -98,7 +107,7 @@ def compare_command(args):
   from reports import compare
   if not args:
     raise UsageError("compare needs run directories: mtfzoo compare D1 D2 --out DIR")
-  compare.compare(args, require("out"))
+  compare.compare(args, require("out"), FLAGS.baselines)
 
 
 def bench_command(settings):
@@ -106,6 +115,14 @@ def bench_command(settings):
   if FLAGS.match_params:
     settings = bench.match_params(settings, FLAGS.match_params)
   print(json.dumps(bench.bench(settings)), flush=True)
+
+
+def baselines_command(settings):
+  from reports import baselines
+  record = baselines.baselines(settings.corpus)
+  if FLAGS.model_dir:
+    baselines.write(record, FLAGS.model_dir)
+  sys.stdout.write(baselines.json_line(record))
 
 
 def train_command(settings):
@@ -151,7 +168,7 @@ def export_command(settings):
 # Commands that run a config: each takes the run settings parsed from gin.
 CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_command,
                    "sample": sample_command, "score": score_command,
-                   "export": export_command}
+                   "export": export_command, "baselines": baselines_command}
 
 
 def run_command(command, args):
@@ -160,7 +177,7 @@ def run_command(command, args):
     return
   if args:
     raise UsageError("unexpected arguments: %s" % " ".join(args))
-  if command != "bench":
+  if command not in ("bench", "baselines"):  # the two that need no model_dir
     require("model_dir")
   CONFIG_COMMANDS[command](settings_for(command))
 
