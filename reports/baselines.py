@@ -65,7 +65,8 @@ class KneserNeyBytes:
   bytes w with c_k(hw) = r (r ≥ 3 for N3+); D_k(0) = 0. With n_r the number of k-grams
   of count r, Y = n1/(n1 + 2 n2) and D_kr = r − (r+1) · Y · n_{r+1}/n_r, clipped to
   [0.1, r − 0.1] so that every byte keeps some probability where the counts are
-  degenerate (all large, as on a small alphabet). A context never seen (or whose
+  degenerate (all large, as on a small alphabet; there n_{r+1}/n_r with n_r = 0 counts
+  as 0, and Y = ½ when n1 = n2 = 0). A context never seen (or whose
   c_k(h·) = 0), or longer than the bytes before a position, falls back to P_{k−1}.
   Σ_w P_k(w | h) = 1 for every h, since Σ_w D_k(c_k(hw)) = γ_k(h) · c_k(h·).
 
