@@ -70,7 +70,7 @@ def run_corpus(run_dir):
   saved = config.saved_config(run_dir)
   if saved is None:
     return None
-  match = CORPUS_BINDING.search(saved)
+  match = CORPUS_BINDING.search(saved.replace("\\\n", " "))  # gin wraps long values
   return corpus_key(ast.literal_eval(match.group(1)) if match else DEFAULT_CORPUS)
 
 

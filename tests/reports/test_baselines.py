@@ -5,12 +5,14 @@ import collections
 import json
 import zlib
 
+import gin
 import numpy as np
 import pytest
 
 from reports import baselines
 from reports import compare
 from tests import cli_testing as cli
+from trainer import config
 
 
 def random_bytes(n, seed=0, alphabet=256):
@@ -145,7 +147,10 @@ def fake_run(path, corpus, final_bpc, params=1000):
               + "\n")
   (path / "run.json").write_text(json.dumps({"params": params, "batch_size": 2,
                                              "sequence_length": 8}))
-  (path / "config.gin").write_text("GPT.d_model = 8\nrun.corpus = %r\n" % corpus)
+  # As train saves it: gin's own text, which wraps a long path onto a second line.
+  config.parse([], ["GPT.d_model = 8", "run.corpus = %r" % corpus])
+  (path / "config.gin").write_text(gin.config_str())
+  gin.clear_config()
   return path
 
 
