@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 
-.PHONY: demo test bench experiments recall clean
+.PHONY: demo test bench experiments recall claims clean
 
 $(STAMP): requirements.txt setup.py
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 9) <= v <= (3, 11) else "mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for %d.%d): run make PYTHON=python3.11" % v)'
@@ -27,6 +27,38 @@ experiments: $(STAMP)
 	  $(BIN)/mtfzoo train --gin_file gin/experiments/$$e.gin --model_dir runs/experiments/$$e || exit 1; \
 	done
 	$(BIN)/mtfzoo compare $(addprefix runs/experiments/,$(EXPERIMENTS)) --out report
+
+# The thread's claims in the longer regime (gin/experiments/long/): every experiment of
+# CLAIMS for every seed of SEEDS trains in CLAIMS_RUNS/E/seed<k>, and only its records
+# (no checkpoints) are copied to CLAIMS_OUT/E/seed<k>/, with its CPU time appended to
+# cpu_time.jsonl there; a record already there is kept, so a batch can be resumed or
+# spread over sittings. The compressor and n-gram baselines of the corpus are computed
+# once into CLAIMS_OUT/baselines.jsonl, then compare draws everything into
+# CLAIMS_REPORT. About 30 minutes per run on 2 cores. A quick check of the target:
+#   make claims CLAIMS=transformer SEEDS=0 CLAIMS_PARAMS="run.train_steps=20 run.eval_every=10" \
+#     CLAIMS_RUNS=/tmp/c/runs CLAIMS_OUT=/tmp/c/docs CLAIMS_REPORT=/tmp/c/report
+CLAIMS ?= transformer shared_attention mixer mixer_heads gmlp gmlp_tanh transformer_sm3
+SEEDS ?= 0 1 2
+CLAIMS_PARAMS ?=
+CLAIMS_RUNS ?= runs/claims
+CLAIMS_OUT ?= docs/runs
+CLAIMS_REPORT ?= report/claims
+RECORDS := metrics.jsonl eval_metrics.jsonl run.json config.gin
+claims: $(STAMP)
+	mkdir -p $(CLAIMS_OUT)
+	[ -s $(CLAIMS_OUT)/baselines.jsonl ] || { $(BIN)/mtfzoo baselines --gin_file gin/experiments/long/base.gin \
+	  > $(CLAIMS_OUT)/baselines.jsonl.tmp && mv $(CLAIMS_OUT)/baselines.jsonl.tmp $(CLAIMS_OUT)/baselines.jsonl; }
+	for e in $(CLAIMS); do for s in $(SEEDS); do \
+	  out=$(CLAIMS_OUT)/$$e/seed$$s; run=$(CLAIMS_RUNS)/$$e/seed$$s; \
+	  if [ -s $$out/eval_metrics.jsonl ]; then echo "$$out: kept"; continue; fi; \
+	  mkdir -p $$out; \
+	  /usr/bin/time -a -o $$out/cpu_time.jsonl -f '{"user_seconds": %U, "system_seconds": %S, "wall_seconds": %e}' \
+	    $(BIN)/mtfzoo train --gin_file gin/experiments/long/$$e.gin --model_dir $$run \
+	      --gin_param run.seed=$$s $(addprefix --gin_param ,$(CLAIMS_PARAMS)) || exit 1; \
+	  for f in $(RECORDS); do cp $$run/$$f $$out/ || exit 1; done; \
+	done; done
+	$(BIN)/mtfzoo compare $(foreach e,$(CLAIMS),$(foreach s,$(SEEDS),$(CLAIMS_OUT)/$(e)/seed$(s))) \
+	  --baselines $(CLAIMS_OUT)/baselines.jsonl --out $(CLAIMS_REPORT)
 
 # Speed and memory of every model in gin/models/, one JSON line each, and a table. The
 # first model runs as its gin file says; the others get the d_model that gives them its

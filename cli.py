@@ -1,4 +1,5 @@
-"""mtfzoo: train | eval | sample | score | export | compare | bench | layout | synthetic.
+"""mtfzoo: train | eval | sample | score | export | compare | bench | layout | synthetic |
+baselines.
 
 A thin dispatcher: it parses flags and gin, then calls one function of a job package
 (trainer, inference, reports) per command. Those packages are imported inside the
@@ -22,7 +23,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 from absl import flags  # noqa: E402
 
 COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench",
-            "layout", "synthetic")
+            "layout", "synthetic", "baselines")
 USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
     COMMANDS)
 
@@ -43,6 +44,8 @@ flags.DEFINE_string("text", None, "score: the text to score")
 flags.DEFINE_string("export_dir", None, "export: the directory to create")
 flags.DEFINE_string("out", None, "compare: the output directory; layout: a JSON file "
                     "of the candidates")
+flags.DEFINE_multi_string("baselines", [], "compare: a file of `mtfzoo baselines` JSON "
+                          "lines (repeatable), besides each run's baselines.json")
 flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
                      "the model has about this many parameters")
 flags.DEFINE_integer("devices", None, "layout: the number of devices to lay the model "
@@ -59,9 +62,10 @@ flags.DEFINE_string("project", None, "Cloud project of the TPU")
 
 
 # Commands that may run from --gin_file alone (the others read a model_dir's config).
-GIN_FILE_COMMANDS = ("train", "bench", "layout", "synthetic")
-# Commands that measure a config and need no model_dir (synthetic may keep one).
-MODEL_DIR_OPTIONAL = ("bench", "layout", "synthetic")
+GIN_FILE_COMMANDS = ("train", "bench", "layout", "synthetic", "baselines")
+# Commands that measure a config and need no model_dir (synthetic and baselines may
+# keep their result in one).
+MODEL_DIR_OPTIONAL = ("bench", "layout", "synthetic", "baselines")
 
 
 class UsageError(Exception):
@@ -75,6 +79,8 @@ def settings_for(command):
   from trainer import config
   from trainer.errors import UserError
   from trainer.run import Run
+  if command == "baselines":
+    import reports.baselines  # noqa: F401  (registers its configurables)
   saved = config.saved_config(FLAGS.model_dir) if FLAGS.model_dir else None
   if command == "train" and FLAGS.gin_file:
     saved = None  # the gin files given define the run; the checkpoint check guards it
@@ -117,7 +123,7 @@ def compare_command(args):
   from reports import compare
   if not args:
     raise UsageError("compare needs run directories: mtfzoo compare D1 D2 --out DIR")
-  compare.compare(args, require("out"))
+  compare.compare(args, require("out"), FLAGS.baselines)
 
 
 def bench_command(settings):
@@ -133,6 +139,8 @@ def layout_command(settings):
   print(plan.table(), flush=True)
   if FLAGS.out:
     plan.write_json(FLAGS.out)
+
+
 def synthetic_command(settings):
   from reports import synthetic
   # The model is named by its gin file: gin/models/mixer.gin -> "mixer".
@@ -141,6 +149,14 @@ def synthetic_command(settings):
   print(json.dumps(synthetic.train_and_measure(
       settings, require("task"), model, FLAGS.seed, FLAGS.num_pairs, FLAGS.model_dir)),
         flush=True)
+
+
+def baselines_command(settings):
+  from reports import baselines
+  record = baselines.baselines(settings.corpus)
+  if FLAGS.model_dir:
+    baselines.write(record, FLAGS.model_dir)
+  sys.stdout.write(baselines.json_line(record))
 
 
 def train_command(settings):
@@ -190,7 +206,7 @@ def export_command(settings):
 CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_command,
                    "sample": sample_command, "score": score_command,
                    "export": export_command, "layout": layout_command,
-                   "synthetic": synthetic_command}
+                   "synthetic": synthetic_command, "baselines": baselines_command}
 
 
 def run_command(command, args):

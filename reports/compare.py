@@ -1,11 +1,16 @@
 """mtfzoo compare: training curves and a table from the metrics files of several runs.
 
 Reads only what a run writes for this purpose: metrics.jsonl (training steps),
-eval_metrics.jsonl (held-out evaluations) and run.json (sizes and memory).
+eval_metrics.jsonl (held-out evaluations) and run.json (sizes and memory), and the
+compressor and n-gram baselines (`mtfzoo baselines`) of the runs' corpus, from a run
+directory's baselines.json or a --baselines file, with the corpus from config.gin.
 """
+import ast
+import dataclasses
 import json
 import math
 import os
+import re
 
 import matplotlib
 
@@ -13,11 +18,23 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 
 from mtf_compat import tf  # noqa: E402
+from reports import baselines as baselines_lib  # noqa: E402
+from trainer import config  # noqa: E402
 from trainer import metrics  # noqa: E402
 from trainer.errors import UserError  # noqa: E402
+from trainer.run import Run  # noqa: E402
 
 RUN_INFO_FILE = "run.json"
 X_AXES = (("step", "step"), ("tokens", "tokens seen"), ("wall_time", "wall time (s)"))
+# Baseline lines: dashed for a compressor alone, dotted given the training split.
+BASELINE_STYLE = {
+    "gzip": ("0.55", "--"), "gzip_conditioned": ("0.55", ":"),
+    "bzip2": ("tab:brown", "--"), "bzip2_conditioned": ("tab:brown", ":"),
+    "lzma": ("tab:purple", "--"), "lzma_conditioned": ("tab:purple", ":"),
+    "ngram": ("black", "-."),
+}
+CORPUS_BINDING = re.compile(r"^run\.corpus\s*=\s*(.+?)\s*$", re.MULTILINE)
+DEFAULT_CORPUS = {f.name: f.default for f in dataclasses.fields(Run)}["corpus"]
 
 
 def load_run(run_dir):
@@ -47,6 +64,64 @@ def diverged(run):
   return sum(tail) / len(tail) > 1.5 * min(losses)
 
 
+def run_corpus(run_dir):
+  """run.corpus as the run's config.gin binds it (Run's default when unbound), or None
+  when the directory has no config.gin."""
+  saved = config.saved_config(run_dir)
+  if saved is None:
+    return None
+  match = CORPUS_BINDING.search(saved.replace("\\\n", " "))  # gin wraps long values
+  return corpus_key(ast.literal_eval(match.group(1)) if match else DEFAULT_CORPUS)
+
+
+def corpus_key(corpus):
+  return corpus if corpus == DEFAULT_CORPUS else os.path.normpath(corpus)
+
+
+def unique_names(run_dirs):
+  """Each run's name: its directory's last path component, or as many trailing
+  components as make the names distinct (runs/a/seed0 and runs/b/seed0 -> a/seed0...)."""
+  parts = [os.path.normpath(d).split(os.sep) for d in run_dirs]
+  for depth in range(1, max(len(p) for p in parts) + 1):
+    names = ["/".join(p[-depth:]) for p in parts]
+    if len(set(names)) == len(names):
+      return names
+  return names
+
+
+def load_baselines(run_dirs, baseline_files=()):
+  """{corpus: record}, the first record of each corpus: the run directories'
+  baselines.json, then the --baselines files (JSON lines)."""
+  paths = [os.path.join(d, baselines_lib.BASELINES_FILE) for d in run_dirs]
+  paths = [p for p in paths if tf.io.gfile.exists(p)] + list(baseline_files)
+  records = {}
+  for path in paths:
+    for record in baselines_lib.read_records(path):
+      records.setdefault(corpus_key(record["corpus"]), record)
+  return records
+
+
+def drawn_baselines(runs, records):
+  """The record whose lines go on the plots: that of the corpus every run trained on.
+  Runs on different corpora (or of unknown corpus) share no lines: a horizontal line
+  on a shared axis would claim a bound for every curve under it."""
+  corpora = {run.get("corpus") for run in runs}
+  return records.get(corpora.pop()) if len(corpora) == 1 else None
+
+
+def baseline_label(record, name):
+  if name == "ngram" and "ngram_order" in record:
+    return "byte %d-gram (Kneser-Ney)" % record["ngram_order"]
+  return baselines_lib.LABELS[name]
+
+
+def draw_baselines(ax, record):
+  for name, (color, style) in BASELINE_STYLE.items():
+    if record.get(name) is not None:
+      ax.axhline(record[name], color=color, linestyle=style, linewidth=0.9,
+                 label="%s %.2f" % (baseline_label(record, name), record[name]))
+
+
 def x_values(run, records, axis):
   tokens_per_step = (run["info"].get("batch_size", 0)
                      * run["info"].get("sequence_length", 0))
@@ -58,7 +133,8 @@ def x_values(run, records, axis):
   return [r["wall_time"] - start for r in records]
 
 
-def plot(runs, out_dir):
+def plot(runs, out_dir, baselines=None):
+  """bpc_vs_<axis>.png for each x axis; `baselines`, a record, draws its lines."""
   paths = []
   for axis, label in X_AXES:
     fig, (train_ax, eval_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -69,6 +145,9 @@ def plot(runs, out_dir):
         eval_ax.plot(x_values(run, run["eval"], axis),
                      [r["eval_bpc"] for r in run["eval"]], marker="o",
                      label=run["name"])
+    if baselines:
+      for ax in (train_ax, eval_ax):
+        draw_baselines(ax, baselines)
     train_ax.set_title("training loss (bits per byte)")
     eval_ax.set_title("held-out bits per byte")
     for ax in (train_ax, eval_ax):
@@ -87,7 +166,8 @@ def fmt(value, spec):
   return "-" if value is None else format(value, spec)
 
 
-def table(runs):
+def table(runs, baselines=()):
+  """One row per run, then one per figure of each baseline record (bpc columns only)."""
   rows = ["| run | params | final held-out bpc | best held-out bpc | tokens/s | "
           "peak memory (MB) | optimizer state (MB) | diverged |",
           "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -106,13 +186,25 @@ def table(runs):
         fmt(info["optimizer_state_bytes"] / 1e6 if "optimizer_state_bytes" in info
             else None, ".2f"),
         "yes" if diverged(run) else "no"))
+  for record in baselines:
+    for name in BASELINE_STYLE:
+      if record.get(name) is not None:
+        rows.append("| %s [%s] | - | %.3f | %.3f | - | - | - | - |" % (
+            baseline_label(record, name), record["corpus"], record[name], record[name]))
   return "\n".join(rows) + "\n"
 
 
-def compare(run_dirs, out_dir):
+def compare(run_dirs, out_dir, baseline_files=()):
   runs = [load_run(d) for d in run_dirs]
+  for run, name, run_dir in zip(runs, unique_names(run_dirs), run_dirs):
+    run["name"], run["corpus"] = name, run_corpus(run_dir)
+  records = load_baselines(run_dirs, baseline_files)
+  drawn = drawn_baselines(runs, records)
   tf.io.gfile.makedirs(out_dir)
-  paths = plot(runs, out_dir)
+  paths = plot(runs, out_dir, drawn)
   with tf.io.gfile.GFile(os.path.join(out_dir, "table.md"), "w") as f:
-    f.write(table(runs))
+    f.write(table(runs, list(records.values())))
   print("wrote %s and %s" % (", ".join(paths), os.path.join(out_dir, "table.md")))
+  if records and not drawn:
+    print("baselines listed in table.md, not drawn: the runs are not all on one corpus "
+          "that has baselines")
