@@ -49,6 +49,7 @@ class GPT:
     positions = variables.variable(context, "position_embedding",
                                    [context.length, d_model], init, variables.EMBEDDING)
     x = mtf.gather(embedding, tokens, vocab) + context.at_position(positions)
+    context.residual_branches = self.num_layers * (1 if self.channel_mixer is None else 2)
     for i in range(self.num_layers):
       context.layer_index = i
       with tf.variable_scope("block_%d" % i):
