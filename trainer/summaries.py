@@ -4,7 +4,10 @@ import math
 
 from mtf_compat import tf
 
-SUMMARIZED = ("loss", "grad_norm", "learning_rate", "skipped_steps")
+# "loss" is the optimised total; "bpc" is written from "cross_entropy" alone and the
+# z-term has its own scalar ("z_loss").
+SUMMARIZED = ("loss", "cross_entropy", "z_loss", "grad_norm", "learning_rate",
+              "skipped_steps")
 
 
 def host_call(model_dir, global_step, tensors):
@@ -19,7 +22,7 @@ def host_call(model_dir, global_step, tensors):
       with tf.compat.v2.summary.record_if(True):
         for name, value in zip(names, values):
           tf.compat.v2.summary.scalar(name, value[0], step=step)
-          if name == "loss":
+          if name == "cross_entropy":
             tf.compat.v2.summary.scalar("bpc", value[0] / math.log(2.0), step=step)
         return tf.summary.all_v2_summary_ops()
 

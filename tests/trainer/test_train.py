@@ -1,4 +1,5 @@
 """End-to-end training through the CLI: resume, determinism, the saved config."""
+import math
 import os
 
 import numpy as np
@@ -48,3 +49,43 @@ def test_operative_config_is_saved_so_later_commands_need_only_model_dir(tmp_pat
                    "--temperature", "0").stdout
   assert out.startswith("To") and len(out.rstrip("\n").encode()) >= 5
   assert os.path.exists(run / "run.json")
+
+
+def tensorboard_scalars(model_dir):
+  """{tag: [value at step 1, 2, ...]} of the training run's TensorBoard scalars."""
+  from mtf_compat import tf  # pylint: disable=g-import-not-at-top
+  by_step = {}
+  for path in tf.io.gfile.glob(os.path.join(str(model_dir), "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        number = (tf.make_ndarray(value.tensor) if value.HasField("tensor")
+                  else value.simple_value)
+        by_step.setdefault(value.tag, {})[event.step] = float(number)
+  return {tag: [v[s] for s in sorted(v)] for tag, v in by_step.items()}
+
+
+def test_metrics_report_bpc_from_cross_entropy_and_the_z_term_apart(tmp_path):
+  """z-loss (PaLM, Chowdhery et al. 2022) adds c·mean(log²Z) to the optimised loss.
+  At init the logits are near 0, so log Z ≈ ln 256 and the cross-entropy ≈ ln 256:
+  step 1 must log z_loss ≈ c·(ln 256)², bpc ≈ 8 (not (ln 256 + z)/ln 2), and
+  loss = cross-entropy + z_loss at every step; held-out records do the same."""
+  c = 0.01
+  corpus = cli.write_corpus(tmp_path / "corpus.txt")
+  run = tmp_path / "run"
+  cli.train(run, "run.corpus = '%s'" % corpus, "run.train_steps = 3",
+            "GPT.z_loss = %r" % c)
+  records = cli.metrics(run)
+  first = records[0]
+  assert first["z_loss"] == pytest.approx(c * math.log(256) ** 2, rel=0.02)
+  assert first["bpc"] == pytest.approx(8.0, abs=0.05)
+  for r in records:
+    assert r["z_loss"] > 0
+    assert r["bpc"] * math.log(2) + r["z_loss"] == pytest.approx(r["loss"], rel=1e-5)
+  summaries = tensorboard_scalars(run)
+  for name in ("bpc", "z_loss", "loss"):
+    np.testing.assert_allclose(summaries[name], [r[name] for r in records], rtol=1e-5,
+                               err_msg=name)
+  [held_out] = cli.metrics(run, "eval_metrics.jsonl")
+  assert held_out["eval_z_loss"] > 0.1
+  assert held_out["eval_bpc"] == pytest.approx(held_out["eval_loss"] / math.log(2))
+  assert held_out["eval_bpc"] < 8.1  # cross-entropy only: with the z-term it is ≈ 8.4
