@@ -89,3 +89,27 @@ def test_metrics_report_bpc_from_cross_entropy_and_the_z_term_apart(tmp_path):
   assert held_out["eval_z_loss"] > 0.1
   assert held_out["eval_bpc"] == pytest.approx(held_out["eval_loss"] / math.log(2))
   assert held_out["eval_bpc"] < 8.1  # cross-entropy only: with the z-term it is ≈ 8.4
+
+
+def test_logged_learning_rate_is_the_schedule_at_each_update(tmp_path):
+  """metrics.jsonl step s is the update made at global step s − 1: its learning rate is
+  base · s / w during the warmup (never 0, the first update counts), then the cosine
+  decay (Loshchilov & Hutter 2017) base · (r + (1 − r)(1 + cos π p) / 2) with
+  p = (s − 1 − w) / (T − w)."""
+  base, warmup, total, r = 0.01, 3, 8, 0.1
+  corpus = cli.write_corpus(tmp_path / "corpus.txt")
+  run = tmp_path / "run"
+  cli.train(run, "run.corpus = '%s'" % corpus, "run.train_steps = %d" % total,
+            "learning_rate_schedule.base = %r" % base,
+            "learning_rate_schedule.schedule = 'cosine'",
+            "learning_rate_schedule.warmup_steps = %d" % warmup,
+            "learning_rate_schedule.min_ratio = %r" % r)
+  expected = []
+  for s in range(1, total + 1):
+    if s - 1 < warmup:
+      expected.append(base * s / warmup)
+    else:
+      p = (s - 1 - warmup) / (total - warmup)
+      expected.append(base * (r + (1 - r) * (1 + math.cos(math.pi * p)) / 2))
+  logged = [m["learning_rate"] for m in cli.metrics(run)]
+  np.testing.assert_allclose(logged, expected, rtol=1e-6)
