@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-import data
 from tests import cli_testing as cli
+from tests import context_use
 
 MODELS_DIR = os.path.join(cli.REPO, "gin", "models")
 # base.gin is the size every model file includes, not a model of its own (its default
@@ -27,20 +27,6 @@ BINDINGS = ["run.batch_size = %d" % BATCH_SIZE,
 CONTEXT_BLIND = ["import tests.identity_mixer", "GPT.token_mixer = @IdentityMixer"]
 
 
-def order_k_cross_entropy(train, targets, previous=None, pseudo_count=0.5):
-  """Mean −ln q(target) in nats of the order-0 (previous=None: byte frequencies) or
-  order-1 (q(byte | previous byte)) model counted on the training bytes, with
-  `pseudo_count` added to every count (Krichevsky–Trofimov for 0.5)."""
-  if previous is None:
-    counts = np.bincount(train, minlength=256) + pseudo_count
-    return -np.log(counts[targets] / counts.sum()).mean()
-  counts = np.zeros([256, 256])
-  np.add.at(counts, (train[:-1], train[1:]), 1)
-  counts += pseudo_count
-  q = counts / counts.sum(axis=1, keepdims=True)
-  return -np.log(q[previous, targets]).mean()
-
-
 @pytest.fixture(scope="module")
 def thresholds():
   """(order-0, order-1) held-out cross-entropies in nats on the bytes `eval` scores:
@@ -53,15 +39,8 @@ def thresholds():
   that mixes tokens gets below it in 600 steps (measured 2.06-2.38 nats; the identity
   mixer 2.51).
   """
-  corpus = data.corpus_bytes("shakespeare")
-  train = np.frombuffer(data.split(corpus, "train"), np.uint8).astype(np.int64)
-  held_out = np.frombuffer(data.split(corpus, "eval"), np.uint8).astype(np.int64)
-  n = SEQUENCE_LENGTH
-  windows = np.stack([held_out[i * n:i * n + n + 1]
-                      for i in range(EVAL_STEPS * BATCH_SIZE)])
-  previous, targets = windows[:, :-1].ravel(), windows[:, 1:].ravel()
-  return (order_k_cross_entropy(train, targets),
-          order_k_cross_entropy(train, targets, previous))
+  return context_use.held_out_thresholds("shakespeare", SEQUENCE_LENGTH,
+                                         EVAL_STEPS * BATCH_SIZE)
 
 
 @pytest.fixture(scope="module")
