@@ -1,3 +1,6 @@
+"""Initialisation: orthogonal over (fan-in, fan-out) (Saxe et al. 2014), small init of
+seq² maps at σ/length, and GPT-2's (Radford et al. 2019) depth scaling of output
+projections."""
 import numpy as np
 import pytest
 

@@ -1,3 +1,5 @@
+"""The byte-level GPT (Radford et al. 2019: pre-norm blocks, learned position embedding)
+against numpy, causal, equal across mesh layouts, and its depth-scaled init."""
 import gin
 import numpy as np
 import pytest

@@ -78,7 +78,9 @@ def decays(spec):
 
 
 def sm3_reference(w, grads, lr, momentum, nesterov, weight_decay=0.0, decay=False):
-  """SM3-II in float64, written from DESIGN.md §4. Returns (w, accumulators, m)."""
+  """SM3-II (Anil et al. 2019, "Memory-efficient adaptive optimization", Algorithm
+  SM3-II) in float64, with heavy-ball (Nesterov) momentum m ← μm + u, step u + μm.
+  Returns (w, accumulators, m)."""
   w = np.array(w, np.float64)
   accs = [np.zeros(w.shape)] if w.ndim <= 1 else [np.zeros(n) for n in w.shape]
   m = np.zeros(w.shape)
@@ -120,7 +122,8 @@ def sm3_ema_reference(w, grads, lr, momentum):
 
 
 def adam_reference(w, grads, lr, beta1, beta2, epsilon, weight_decay=0.0, decay=False):
-  """Bias-corrected Adam with decoupled weight decay, float64. Returns (w, m, v)."""
+  """Bias-corrected Adam (Kingma & Ba 2015, Algorithm 1) with decoupled weight decay
+  (Loshchilov & Hutter 2019, AdamW), float64. Returns (w, m, v)."""
   w = np.array(w, np.float64)
   m, v = np.zeros(w.shape), np.zeros(w.shape)
   for t, g in enumerate(grads, 1):
