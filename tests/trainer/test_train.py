@@ -55,52 +55,59 @@ def tensorboard_scalars(model_dir):
   return {tag: [v[s] for s in sorted(v)] for tag, v in by_step.items()}
 
 
-def test_metrics_report_bpc_from_cross_entropy_and_the_z_term_apart(tmp_path):
+# One short run with a z-loss and a warmed-up cosine schedule, shared by the tests of
+# what metrics.jsonl, eval_metrics.jsonl and TensorBoard report.
+Z_LOSS, BASE, WARMUP, TOTAL, MIN_RATIO = 0.01, 0.01, 3, 8, 0.1
+
+
+@pytest.fixture(scope="module")
+def reported_run(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp("reported")
+  corpus = cli.write_corpus(tmp_path / "corpus.txt")
+  run = tmp_path / "run"
+  cli.train(run, "run.corpus = '%s'" % corpus, "run.train_steps = %d" % TOTAL,
+            "GPT.z_loss = %r" % Z_LOSS,
+            "learning_rate_schedule.base = %r" % BASE,
+            "learning_rate_schedule.schedule = 'cosine'",
+            "learning_rate_schedule.warmup_steps = %d" % WARMUP,
+            "learning_rate_schedule.min_ratio = %r" % MIN_RATIO)
+  return run
+
+
+def test_metrics_report_bpc_from_cross_entropy_and_the_z_term_apart(reported_run):
   """z-loss (PaLM, Chowdhery et al. 2022) adds c·mean(log²Z) to the optimised loss.
   At init the logits are near 0, so log Z ≈ ln 256 and the cross-entropy ≈ ln 256:
   step 1 must log z_loss ≈ c·(ln 256)², bpc ≈ 8 (not (ln 256 + z)/ln 2), and
   loss = cross-entropy + z_loss at every step; held-out records do the same."""
-  c = 0.01
-  corpus = cli.write_corpus(tmp_path / "corpus.txt")
-  run = tmp_path / "run"
-  cli.train(run, "run.corpus = '%s'" % corpus, "run.train_steps = 3",
-            "GPT.z_loss = %r" % c)
-  records = cli.metrics(run)
+  records = cli.metrics(reported_run)
   first = records[0]
-  assert first["z_loss"] == pytest.approx(c * math.log(256) ** 2, rel=0.02)
+  assert first["z_loss"] == pytest.approx(Z_LOSS * math.log(256) ** 2, rel=0.02)
   assert first["bpc"] == pytest.approx(8.0, abs=0.05)
   for r in records:
     assert r["z_loss"] > 0
     assert r["bpc"] * math.log(2) + r["z_loss"] == pytest.approx(r["loss"], rel=1e-5)
-  summaries = tensorboard_scalars(run)
+  summaries = tensorboard_scalars(reported_run)
   for name in ("bpc", "z_loss", "loss"):
     np.testing.assert_allclose(summaries[name], [r[name] for r in records], rtol=1e-5,
                                err_msg=name)
-  [held_out] = cli.metrics(run, "eval_metrics.jsonl")
+  [held_out] = cli.metrics(reported_run, "eval_metrics.jsonl")
   assert held_out["eval_z_loss"] > 0.1
   assert held_out["eval_bpc"] == pytest.approx(held_out["eval_loss"] / math.log(2))
   assert held_out["eval_bpc"] < 8.1  # cross-entropy only: with the z-term it is ≈ 8.4
 
 
-def test_logged_learning_rate_is_the_schedule_at_each_update(tmp_path):
+def test_logged_learning_rate_is_the_schedule_at_each_update(reported_run):
   """metrics.jsonl step s is the update made at global step s − 1: its learning rate is
   base · s / w during the warmup (never 0, the first update counts), then the cosine
   decay (Loshchilov & Hutter 2017) base · (r + (1 − r)(1 + cos π p) / 2) with
   p = (s − 1 − w) / (T − w)."""
-  base, warmup, total, r = 0.01, 3, 8, 0.1
-  corpus = cli.write_corpus(tmp_path / "corpus.txt")
-  run = tmp_path / "run"
-  cli.train(run, "run.corpus = '%s'" % corpus, "run.train_steps = %d" % total,
-            "learning_rate_schedule.base = %r" % base,
-            "learning_rate_schedule.schedule = 'cosine'",
-            "learning_rate_schedule.warmup_steps = %d" % warmup,
-            "learning_rate_schedule.min_ratio = %r" % r)
   expected = []
-  for s in range(1, total + 1):
-    if s - 1 < warmup:
-      expected.append(base * s / warmup)
+  for s in range(1, TOTAL + 1):
+    if s - 1 < WARMUP:
+      expected.append(BASE * s / WARMUP)
     else:
-      p = (s - 1 - warmup) / (total - warmup)
-      expected.append(base * (r + (1 - r) * (1 + math.cos(math.pi * p)) / 2))
-  logged = [m["learning_rate"] for m in cli.metrics(run)]
+      p = (s - 1 - WARMUP) / (TOTAL - WARMUP)
+      expected.append(BASE * (MIN_RATIO + (1 - MIN_RATIO)
+                              * (1 + math.cos(math.pi * p)) / 2))
+  logged = [m["learning_rate"] for m in cli.metrics(reported_run)]
   np.testing.assert_allclose(logged, expected, rtol=1e-6)
