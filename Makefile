@@ -1,16 +1,36 @@
 # make demo: set up .venv, train the quickstart model, print held-out bpc and a sample.
 # make test: set up .venv, run the whole test suite.
-PYTHON ?= python3
+# The venv's interpreter: PYTHON if given (make PYTHON=/path/to/python3.11), else the
+# first of python3.11, python3.10, python3.9, python3 on PATH that is Python 3.9-3.11
+# (TensorFlow 2.15 has wheels for no other), else uv's Python 3.11 if uv is installed.
+PYTHON ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
+SUPPORTED_PYTHON := import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))
+NEEDS_PYTHON := mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for others)
 
-.PHONY: demo test bench experiments recall claims clean
+.PHONY: demo test bench experiments sm3_sweep recall claims clean
 
 $(STAMP): requirements.txt setup.py
-	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 9) <= v <= (3, 11) else "mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for %d.%d): run make PYTHON=python3.11" % v)'
-	$(PYTHON) -m venv $(VENV)
+	@if [ -n "$(PYTHON)" ]; then \
+	  $(PYTHON) -c '$(SUPPORTED_PYTHON)' || { \
+	    echo "$(NEEDS_PYTHON); PYTHON=$(PYTHON) is not one" >&2; exit 1; }; \
+	  echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); \
+	else \
+	  found=; for p in python3.11 python3.10 python3.9 python3; do \
+	    if $$p -c '$(SUPPORTED_PYTHON)' 2>/dev/null; then found=$$p; break; fi; \
+	  done; \
+	  if [ -n "$$found" ]; then \
+	    echo "$$found -m venv $(VENV)"; $$found -m venv $(VENV); \
+	  elif command -v uv >/dev/null 2>&1; then \
+	    echo "uv venv --seed --python 3.11 $(VENV)"; uv venv --seed --python 3.11 $(VENV); \
+	  else \
+	    echo "$(NEEDS_PYTHON): none of python3.11, python3.10, python3.9, python3 on PATH is one, and uv is not installed; run make PYTHON=/path/to/python3.11" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
@@ -22,11 +42,17 @@ demo: $(STAMP)
 
 # The seed thread's main comparisons at CPU scale (about 15 minutes), then their plots.
 EXPERIMENTS ?= transformer mixer gmlp mixer_sm3
+REPORT ?= report
 experiments: $(STAMP)
 	for e in $(EXPERIMENTS); do \
 	  $(BIN)/mtfzoo train --gin_file gin/experiments/$$e.gin --model_dir runs/experiments/$$e || exit 1; \
 	done
-	$(BIN)/mtfzoo compare $(addprefix runs/experiments/,$(EXPERIMENTS)) --out report
+	$(BIN)/mtfzoo compare $(addprefix runs/experiments/,$(EXPERIMENTS)) --out $(REPORT)
+
+# SM3 vs Adam on the MLP-Mixer, with SM3's learning rate swept over 0.003, 0.01, 0.03.
+SM3_SWEEP := mixer_adam mixer_sm3_lr0.003 mixer_sm3 mixer_sm3_lr0.03
+sm3_sweep:
+	$(MAKE) experiments EXPERIMENTS="$(SM3_SWEEP)" REPORT=report/sm3_sweep
 
 # The thread's claims in the longer regime (gin/experiments/long/): every experiment of
 # CLAIMS for every seed of SEEDS trains in CLAIMS_RUNS/E/seed<k>, and only its records

@@ -48,6 +48,9 @@ class Context:
     self.mode = mode
     self.dims = dict(dims)
     self.num_layers = num_layers
+    # Residual branches of the whole model (depth-scaled init divides by its square
+    # root): two per block (token and channel mixer) unless the model says otherwise.
+    self.residual_branches = 2 * num_layers
     self.activation_dtype = activation_dtype
     # Master weights and optimizer state stay float32 whatever the activations are.
     self.variable_dtype = mtf.VariableDType(tf.float32, tf.float32, activation_dtype)

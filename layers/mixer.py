@@ -25,11 +25,13 @@ class MLPMixer:
 
   As in the paper, the token MLP reads layer-normalised channels and uses GELU: here the
   LayerNorm is over each head's channels (d_head, which is all of d_model when heads=1),
-  with one scale and bias of size d_head shared by the heads.
+  with one scale and bias of size d_head shared by the heads. `norm=False` drops it:
+  ReZero (x + α·F(x)) has no LayerNorm anywhere in the block.
   """
 
-  def __init__(self, heads=1):
+  def __init__(self, heads=1, norm=True):
     self.heads = heads
+    self.norm = norm
 
   def __call__(self, x, context):
     d_model = x.shape.get_dim_by_name("d_model")
@@ -38,8 +40,9 @@ class MLPMixer:
     else:
       heads, channels = split_heads(d_model, self.heads, None)
       h, map_dims = mtf.replace_dimensions(x, d_model, [heads, channels]), [heads]
-    with tf.variable_scope("head_norm"):
-      h = LayerNorm(dim_name=channels.name)(h, context)
+    if self.norm:
+      with tf.variable_scope("head_norm"):
+        h = LayerNorm(dim_name=channels.name)(h, context)
     shape = map_dims + [context.length, context.memory_length]
     w1 = variables.seq_map(context, "w1", shape)
     w2 = variables.seq_map(context, "w2", shape)

@@ -65,7 +65,9 @@ class Initialization:
 
   kind: "normal" (σ = stddev) or "orthogonal" (over fan-in x fan-out).
   small_seq_maps: seq x seq maps use σ/length (the thread's "0.02 / context").
-  scale_outputs_by_depth: output projections of each block use σ/√(num_layers).
+  scale_outputs_by_depth: the output projection of each residual branch uses σ/√B,
+    B = the model's number of residual branches (GPT-2's 1/√(2L) for L blocks of
+    two branches; L for gMLP, whose blocks have one).
   """
 
   def __init__(self, kind="normal", stddev=0.02, small_seq_maps=True,
@@ -81,7 +83,7 @@ class Initialization:
   def for_weight(self, shape, fan_in_dims, context, output_projection=False):
     scale = 1.0
     if output_projection and self.scale_outputs_by_depth:
-      scale = 1.0 / math.sqrt(context.num_layers)
+      scale = 1.0 / math.sqrt(context.residual_branches)
     if self.kind == "orthogonal":
       axes = [i for i, d in enumerate(shape.dims) if d.name in fan_in_dims]
       return OrthogonalInitializer(axes, gain=scale)

@@ -58,6 +58,8 @@ class GPT:
       table = variables.variable(context, "position_embedding",
                                  [context.length, d_model], init, variables.EMBEDDING)
       x += context.at_position(table)
+    branches_per_block = 1 if self.channel_mixer is None else 2
+    context.residual_branches = self.num_layers * branches_per_block
     for i in range(self.num_layers):
       context.layer_index = i
       with tf.variable_scope("block_%d" % i):
@@ -82,21 +84,33 @@ class GPT:
       x = self.residual()(x, self.channel_mixer(), context, "channel_mixing")
     return x
 
-  def loss(self, logits, targets, context, weights=None):
-    """Mean cross-entropy in nats over every byte (+ z_loss · mean(logsumexp²)); with
-    weights [batch, length], Σ w·CE / Σ w: the bytes a task's answers mark."""
+  def loss_terms(self, logits, targets, context, weights=None):
+    """(cross-entropy, z-term), mtf scalars in nats:
+
+      cross-entropy = mean over bytes of logsumexp(logits) − logit[target]
+        (with weights [batch, length]: Σ w·CE / Σ w, the bytes a task's answers mark)
+      z-term = z_loss · mean over bytes of logsumexp(logits)²   (0 when z_loss = 0)
+    The optimised loss is their sum; bits per byte are cross-entropy / ln 2 only, so a
+    reported bpc never counts the z-term.
+    """
     vocab = context.dims["vocab"]
     logits = mtf.cast(logits, tf.float32)
     log_z = mtf.reduce_logsumexp(logits, vocab)
     target_logit = mtf.reduce_sum(
         logits * mtf.one_hot(targets, vocab, dtype=tf.float32), reduced_dim=vocab)
     if weights is None:
-      loss = mtf.reduce_mean(log_z - target_logit)
+      cross_entropy = mtf.reduce_mean(log_z - target_logit)
     else:
-      loss = mtf.reduce_sum((log_z - target_logit) * weights) / mtf.reduce_sum(weights)
-    if self.z_loss:
-      loss += self.z_loss * mtf.reduce_mean(mtf.square(log_z))
-    return loss
+      cross_entropy = (mtf.reduce_sum((log_z - target_logit) * weights)
+                       / mtf.reduce_sum(weights))
+    z_term = self.z_loss * mtf.reduce_mean(mtf.square(log_z)) if self.z_loss else (
+        mtf.zeros_like(cross_entropy))
+    return cross_entropy, z_term
+
+  def loss(self, logits, targets, context, weights=None):
+    """The optimised loss: cross-entropy + z_loss · mean(logsumexp²), in nats."""
+    cross_entropy, z_term = self.loss_terms(logits, targets, context, weights)
+    return cross_entropy + z_term if self.z_loss else cross_entropy
 
 
 def nats_to_bits(nats):

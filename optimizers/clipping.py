@@ -6,7 +6,7 @@ None, the others come back float32.
 import gin
 
 from layers import variables as variables_lib
-from mtf_compat import mtf
+from mtf_compat import mtf, tf
 
 MIN_WEIGHT_NORM = 1e-3  # ‖W_i‖* floor: lets zero-initialised units start moving
 
@@ -32,12 +32,33 @@ def clip_by_global_norm(grads, clip_norm, norm=None):
 
 
 def unit_shape(var):
-  """The dims that index a unit: the variable's dims outside its fan-in dims. Scalars,
-  vectors and variables without fan-in dims are one unit (the empty shape)."""
+  """The dims that index a unit: the variable's dims outside its fan-in dims. An
+  embedding's unit is a row (all dims but the last, the vector a row looks up).
+  Scalars, vectors and other variables without fan-in dims are one unit (the empty
+  shape)."""
   record = variables_lib.record_of(var)
-  if var.shape.ndims <= 1 or not record.fan_in_dims:
+  if var.shape.ndims <= 1:
+    return mtf.Shape([])
+  if record.role == variables_lib.EMBEDDING:
+    return mtf.Shape(var.shape.dims[:-1])
+  if not record.fan_in_dims:
     return mtf.Shape([])
   return mtf.Shape([d for d in var.shape.dims if d.name not in record.fan_in_dims])
+
+
+def live_entries(var):
+  """For a seq² map [.., length, memory_length]: 1 where memory_length j ≤ length i
+  (the entries the causal mask lets act), 0 elsewhere; None for other variables, whose
+  entries are all live. The masked entries get no gradient and keep their initial
+  values, so counting them would inflate ‖W_i‖ (by ≈ 1.8× on average at init for
+  context 128, where row i has i + 1 live entries of 128)."""
+  names = var.shape.dimension_names
+  if (variables_lib.record_of(var).role != variables_lib.SEQ_MAP
+      or "length" not in names or "memory_length" not in names):
+    return None
+  query = mtf.range(var.mesh, var.shape.get_dim_by_name("length"), tf.int32)
+  key = mtf.range(var.mesh, var.shape.get_dim_by_name("memory_length"), tf.int32)
+  return mtf.cast(mtf.less_equal(key, query), tf.float32)
 
 
 def unit_norms(x, units):
@@ -46,9 +67,11 @@ def unit_norms(x, units):
 
 
 def adaptive_clip(grads, variables, threshold, exempt_roles=(variables_lib.OUTPUT,)):
-  """Per unit i (norms reduce over the fan-in dims):
+  """Per unit i (Brock et al. 2021: one unit per output unit; norms reduce over the
+  fan-in dims, see `unit_shape`):
     ‖W_i‖* = max(‖W_i‖, 1e-3);  if ‖G_i‖ / ‖W_i‖* > λ:  G_i ← λ ‖W_i‖* / ‖G_i‖ · G_i
   computed as G_i · L / max(‖G_i‖, L) with L = λ ‖W_i‖* (L > 0, so no 0 / 0).
+  For seq² maps ‖W_i‖ and ‖G_i‖ count the live entries only (`live_entries`).
   Variables whose role is in `exempt_roles` keep their gradient.
   """
   clipped = []
@@ -58,8 +81,12 @@ def adaptive_clip(grads, variables, threshold, exempt_roles=(variables_lib.OUTPU
       continue
     value = mtf.to_float(var.value if isinstance(var, mtf.Variable) else var)
     units = unit_shape(var)
+    live = live_entries(var)
+    live_grad = grad
+    if live is not None:
+      value, live_grad = value * live, grad * live
     limit = mtf.maximum(unit_norms(value, units), MIN_WEIGHT_NORM) * threshold
-    clipped.append(grad * (limit / mtf.maximum(unit_norms(grad, units), limit)))
+    clipped.append(grad * (limit / mtf.maximum(unit_norms(live_grad, units), limit)))
   return clipped
 
 

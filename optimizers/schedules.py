@@ -13,13 +13,15 @@ def learning_rate_schedule(step, total_steps, base=1e-3, schedule="constant",
                            warmup_steps=0, min_ratio=0.0):
   """lr(step) with w = warmup_steps, T = total_steps, r = min_ratio:
 
-    step < w:   base · step / w                        (linear warmup from 0)
+    step < w:   base · (step + 1) / w                  (linear warmup)
     otherwise, with p = min(1, (step − w) / max(T − w, 1)):
       constant: base
       linear:   base · (r + (1 − r) · (1 − p))
       cosine:   base · (r + (1 − r) · (1 + cos π p) / 2)
       rsqrt:    base · √(w' / max(step, w')),  w' = max(w, 1)
   Linear and cosine end at base · r at step T and stay there; min_ratio is theirs.
+  The warmup counts the update being made (step + 1): the first update (step 0) already
+  moves the weights with base / w, and step w − 1 reaches base.
   """
   if schedule not in SCHEDULES:
     raise ValueError("learning_rate_schedule: unknown schedule %r (choose from %s)"
@@ -40,4 +42,4 @@ def learning_rate_schedule(step, total_steps, base=1e-3, schedule="constant",
     decayed = base * (min_ratio + (1.0 - min_ratio) * fraction)
   if warmup_steps <= 0:
     return decayed
-  return tf.where(step < warmup_steps, base * step / warmup_steps, decayed)
+  return tf.where(step < warmup_steps, base * (step + 1.0) / warmup_steps, decayed)

@@ -20,6 +20,13 @@ class SM3(base.Optimizer):
     step = u + μ m   (nesterov)   or   step = m   (not nesterov),
   w ← w − lr · (step + wd · w). μ = 0 is plain SM3 and keeps no momentum slot.
   State: Σ dims (or the full size for rank ≤ 1) + (Π dims if μ > 0) floats.
+
+  The learning rate is that of the heavy-ball form, not the SM3 paper's. The paper and
+  google-research's SM3 keep an EMA, m' ← μ m' + (1 − μ) u (Nesterov step
+  (1 − μ) u + μ m'). From m = m' = 0 the two are proportional at every step,
+  m' = (1 − μ) m, and so are the steps: lr here = (1 − μ) · the EMA form's lr, e.g.
+  the paper's 0.1 at μ = 0.9 is 0.01 here (10× less: the heavy-ball steady-state step
+  is 1/(1 − μ) times u).
   """
 
   def __init__(self, learning_rate, momentum=0.9, nesterov=True, weight_decay=0.0):

@@ -1,5 +1,7 @@
-"""Plain numpy versions of the formulas in DESIGN.md §4, written independently of the
-mtf code they check."""
+"""Plain numpy versions of the models' formulas, written from the papers and
+independently of the mtf code they check: LayerNorm (Ba et al. 2016), GELU's tanh form
+(Hendrycks & Gimpel 2016), causal multi-head attention scaled by d_head^-½ (Vaswani et
+al. 2017), the pre-norm GPT (Radford et al. 2019)."""
 import math
 
 import numpy as np

@@ -1,6 +1,5 @@
 """Training and held-out evaluation through the TPUEstimator."""
 import json
-import math
 import os
 import sys
 import time
@@ -115,7 +114,8 @@ def write_run_info(settings, model_dir, summary):
 
 
 def evaluate(settings, model_dir, manifest, steps=None, tpu_flags=None):
-  """{'loss': nats, 'bpc': bits per byte} over the held-out split."""
+  """{'loss': cross-entropy in nats, 'bpc': bits per byte, 'z_loss': the z-term in
+  nats} over the held-out split (loss and bpc never count the z-term)."""
   checkpoints.require(model_dir)
   try:
     n = data.eval_steps(manifest, settings.batch_size)
@@ -126,8 +126,8 @@ def evaluate(settings, model_dir, manifest, steps=None, tpu_flags=None):
   input_fn = data.make_input_fn(manifest["dir"], settings.sequence_length,
                                 training=False)
   result = estimator.evaluate(input_fn=input_fn, steps=steps)
-  return {"loss": float(result["loss"]), "bpc": float(result["loss"]) / math.log(2.0),
-          "step": int(result["global_step"])}
+  return {"loss": float(result["cross_entropy"]), "bpc": float(result["bpc"]),
+          "z_loss": float(result["z_loss"]), "step": int(result["global_step"])}
 
 
 def record_eval(settings, model_dir, manifest, step, tpu_flags, out):
@@ -135,6 +135,6 @@ def record_eval(settings, model_dir, manifest, step, tpu_flags, out):
   path = os.path.join(model_dir, metrics.EVAL_FILE)
   records = [r for r in metrics.read_jsonl(path) if r["step"] < step]
   records.append({"step": step, "eval_loss": result["loss"], "eval_bpc": result["bpc"],
-                  "wall_time": time.time()})
+                  "eval_z_loss": result["z_loss"], "wall_time": time.time()})
   metrics.write_jsonl(path, records)
   print("step %d  held-out bpc %.4f" % (step, result["bpc"]), file=out, flush=True)

@@ -49,7 +49,8 @@ class NonFiniteError(Exception):
 
 
 class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListener):
-  """Fetches the step's loss, gradient norm and learning rate, appends them to
+  """Fetches the step's loss, its cross-entropy and z-term, gradient norm and learning
+  rate, appends them to
   metrics.jsonl every `log_every` steps, and prints a progress line every few seconds.
 
   It is also a checkpoint listener: records are flushed before every checkpoint is
@@ -112,8 +113,9 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
       self.last_step, self.last_time = self.step, now
       self.records.append({
           "step": self.step,
-          "loss": float(values["loss"]),
-          "bpc": float(values["loss"]) / math.log(2.0),
+          "loss": float(values["loss"]),  # optimised: cross-entropy + z-term
+          "bpc": float(values["cross_entropy"]) / math.log(2.0),
+          "z_loss": float(values["z_loss"]),
           "learning_rate": float(values["learning_rate"]),
           "grad_norm": float(values["grad_norm"]),
           "tokens_per_sec": tokens_per_sec,
@@ -134,7 +136,7 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
     eta = (self.train_steps - self.step) / rate if rate > 0 else 0.0
     print("step %d/%d  loss %.4f  bpc %.4f  %.0f tokens/s  ETA %s"
           % (self.step, self.train_steps, values["loss"],
-             values["loss"] / math.log(2.0), rate * self.tokens_per_step,
+             values["cross_entropy"] / math.log(2.0), rate * self.tokens_per_step,
              format_duration(eta)), file=self.out, flush=True)
 
   def flush(self):

@@ -44,7 +44,9 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
   scheduled learning rate and the update, skipped when the loss or gradient norm is
   not finite.
 
-  Returns (loss, update_ops, grad_norm, learning_rate, finite, optimizer), mtf objects.
+  Returns (loss, cross_entropy, z_loss, update_ops, grad_norm, learning_rate, finite,
+  optimizer), mtf objects: loss = cross_entropy + z_loss is what is optimised; bpc is
+  reported from cross_entropy alone.
   """
   mesh = context.mesh
   poison = None
@@ -55,12 +57,15 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
         mtf.Shape([]))
 
   def microbatch_loss(features):
-    loss = model.loss(model.logits(features["inputs"], context), features["targets"],
-                      context, features.get("weights"))
+    cross_entropy, z_term = model.loss_terms(
+        model.logits(features["inputs"], context), features["targets"], context,
+        features.get("weights"))
     if poison is not None:
-      loss *= poison
+      cross_entropy *= poison
     # Microbatch losses and gradients are summed: scale so the sum is the mean.
-    return {"loss": loss * (1.0 / settings.microbatches)}
+    scale = 1.0 / settings.microbatches
+    return {"loss": (cross_entropy + z_term) * scale,
+            "cross_entropy": cross_entropy * scale, "z_loss": z_term * scale}
 
   features = {"inputs": inputs, "targets": targets}
   if weights is not None:  # a synthetic task's answer positions: the loss reads these
@@ -68,11 +73,11 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
   if settings.microbatches > 1:
     grads, outputs = mtf.serialize_training_step(
         features, microbatch_loss, context.dims["batch"], settings.microbatches)
-    loss = outputs["loss"]
   else:
-    loss = microbatch_loss(features)["loss"]
-    grads = mtf.gradients([loss], [v.outputs[0] for v in
-                                   mesh.graph.trainable_variables])
+    outputs = microbatch_loss(features)
+    grads = mtf.gradients([outputs["loss"]], [v.outputs[0] for v in
+                                              mesh.graph.trainable_variables])
+  loss = outputs["loss"]
   variables = mesh.graph.trainable_variables  # complete now that the model is built
   grads, grad_norm = optimizers.GradientClipping()(grads, variables)
   lr_tf = optimizers.learning_rate_schedule(global_step, settings.train_steps)
@@ -81,7 +86,8 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
   finite = mtf.logical_and(is_finite(loss), is_finite(grad_norm))
   optimizer = settings.optimizer(learning_rate=learning_rate)
   update_ops = optimizer.apply_grads(grads, variables, apply_if=finite)
-  return loss, update_ops, grad_norm, learning_rate, finite, optimizer
+  return (loss, outputs["cross_entropy"], outputs["z_loss"], update_ops, grad_norm,
+          learning_rate, finite, optimizer)
 
 
 def make_model_fn(settings, model_dir, extra_hooks=()):
@@ -110,11 +116,12 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
     weights = (mtf.import_tf_tensor(mesh, features["weights"], token_shape)
                if "weights" in features else None)
     if mode == tf.estimator.ModeKeys.TRAIN:
-      loss, update_ops, grad_norm, learning_rate, finite, _ = train_graph(
-          settings, model, context, inputs, targets, global_step, weights)
+      (loss, cross_entropy, z_term, update_ops, grad_norm, learning_rate, finite,
+       _) = train_graph(settings, model, context, inputs, targets, global_step, weights)
     else:
       logits = model.logits(inputs, context)
-      loss = model.loss(logits, targets, context, weights)
+      cross_entropy, z_term = model.loss_terms(logits, targets, context, weights)
+      loss = cross_entropy + z_term
     if mode == tf.estimator.ModeKeys.PREDICT:
       # A TPU mesh exports only replicated tensors: replicate the [batch, length] outputs.
       log2_probs = mtf.anonymize(target_log2_probs(logits, targets, context))
@@ -128,15 +135,21 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
     layout.validate(graph)
     lowering = mtf.Lowering(graph, {mesh: mesh_impl})
     tf_loss = tf.cast(lowering.export_to_tf_tensor(loss), tf.float32)
+    # Reported apart from the optimised loss: bpc is cross-entropy only.
+    tf_cross_entropy = tf.cast(lowering.export_to_tf_tensor(cross_entropy), tf.float32)
+    tf_z_loss = tf.cast(lowering.export_to_tf_tensor(z_term), tf.float32)
     with mtf.utils.outside_all_rewrites():
       restore_hook = mtf.MtfRestoreHook(lowering)
 
     if mode == tf.estimator.ModeKeys.EVAL:
-      def metric_fn(per_example_loss):
-        return {"bpc": tf.metrics.mean(per_example_loss / math.log(2.0))}
+      def metric_fn(cross_entropy, z_loss):
+        return {"cross_entropy": tf.metrics.mean(cross_entropy),
+                "bpc": tf.metrics.mean(cross_entropy / math.log(2.0)),
+                "z_loss": tf.metrics.mean(z_loss)}
       return tf.estimator.tpu.TPUEstimatorSpec(
           mode, loss=tf_loss, evaluation_hooks=[restore_hook],
-          eval_metrics=(metric_fn, [tf.fill([batch], tf_loss)]))
+          eval_metrics=(metric_fn, [tf.fill([batch], tf_cross_entropy),
+                                    tf.fill([batch], tf_z_loss)]))
 
     tf_finite = lowering.export_to_tf_tensor(finite)
     skipped = tf.get_variable("nonfinite_steps", [], tf.int64, tf.zeros_initializer(),
@@ -150,7 +163,8 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
       # The updated global_step: the step number metrics.jsonl and TensorBoard show.
       step = tf.assign_add(global_step, 1)
       train_op = tf.group(step, skipped_now)
-    tensors = {"step": step, "loss": tf_loss,
+    tensors = {"step": step, "loss": tf_loss, "cross_entropy": tf_cross_entropy,
+               "z_loss": tf_z_loss,
                "grad_norm": lowering.export_to_tf_tensor(grad_norm),
                "learning_rate": lowering.export_to_tf_tensor(learning_rate),
                "finite": tf_finite, "skipped_steps": skipped_now}

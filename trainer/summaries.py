@@ -6,7 +6,10 @@ import numpy as np
 
 from mtf_compat import tf
 
-SUMMARIZED = ("loss", "grad_norm", "learning_rate", "skipped_steps")
+# "loss" is the optimised total; "bpc" is written from "cross_entropy" alone and the
+# z-term has its own scalar ("z_loss").
+SUMMARIZED = ("loss", "cross_entropy", "z_loss", "grad_norm", "learning_rate",
+              "skipped_steps")
 RECORDED = SUMMARIZED + ("finite",)
 
 
@@ -30,7 +33,7 @@ def host_call(model_dir, tensors, recorders=()):
           if name not in SUMMARIZED:
             continue
           tf.compat.v2.summary.scalar(name, value[0], step=step)
-          if name == "loss":
+          if name == "cross_entropy":
             tf.compat.v2.summary.scalar("bpc", value[0] / math.log(2.0), step=step)
         ops += tf.summary.all_v2_summary_ops()
     if recorders:

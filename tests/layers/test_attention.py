@@ -1,3 +1,5 @@
+"""Causal multi-head attention against numpy: softmax(QKᵀ/√d_head + log M)V (Vaswani
+et al. 2017, "Attention is all you need"), scaled by d_head, not by length."""
 import numpy as np
 import pytest
 

@@ -1,3 +1,5 @@
+"""CONTAINER against numpy: α·attention + β·(W⊙M) with learned scalars α, β (Gao et
+al. 2021, "Container: context aggregation network"), causal."""
 import math
 
 import numpy as np

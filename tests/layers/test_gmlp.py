@@ -1,3 +1,5 @@
+"""gMLP's spatial gating unit against numpy (Liu et al. 2021, "Pay attention to MLPs"):
+W ≈ 0 and b = 1 at init, causal, with the tanh-constrained gate variant."""
 import numpy as np
 import pytest
 

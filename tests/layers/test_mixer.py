@@ -1,3 +1,5 @@
+"""Causal MLP-Mixer token mixing against numpy (Tolstikhin et al. 2021, "MLP-Mixer"),
+per head, with both maps masked causally."""
 import numpy as np
 import pytest
 

@@ -1,3 +1,6 @@
+"""The shared seq² map against numpy: one learned [length, memory_length] map per layer,
+applied as a masked mixer or a masked softmax (the Synthesizer's random form, Tay et
+al. 2021)."""
 import numpy as np
 import pytest
 

@@ -1,3 +1,5 @@
+"""Dense and random Synthesizer against numpy (Tay et al. 2021, "Synthesizer:
+rethinking self-attention in transformer models"), causal."""
 import math
 
 import numpy as np

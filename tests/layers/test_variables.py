@@ -1,3 +1,6 @@
+"""Initialisation: orthogonal over (fan-in, fan-out) (Saxe et al. 2014), small init of
+seq² maps at σ/length, and GPT-2's (Radford et al. 2019) depth scaling of output
+projections."""
 import numpy as np
 import pytest
 
@@ -53,12 +56,14 @@ def test_orthogonal_init_is_orthogonal_over_fan_in_and_fan_out(shape, fan_in):
   np.testing.assert_allclose(gram(m), np.eye(min(m.shape)), atol=1e-5)
 
 
-def test_orthogonal_output_projection_scaled_by_depth_has_gain_one_over_sqrt_depth():
+def test_orthogonal_output_projection_scaled_by_depth_has_gain_one_over_sqrt_branches():
+  """GPT-2 (Radford et al. 2019) scales output projections by 1/√N, N the number of
+  residual branches: 2 per block of 4 blocks here, so MᵀM = I / 8, not I / 4."""
   shape = [("heads", 4), ("d_head", 8), ("d_model", 16)]
   w = orthogonal_weight(shape, ["heads", "d_head"], num_layers=4,
                         output_projection=True, scale_outputs_by_depth=True)
   m = as_matrix(w, shape, ["heads", "d_head"])
-  np.testing.assert_allclose(gram(m), np.eye(16) / 4, atol=1e-5)
+  np.testing.assert_allclose(gram(m), np.eye(16) / 8, atol=1e-5)
 
 
 @pytest.mark.parametrize("small,expected_std", [(True, 0.02 / 64), (False, 0.02)])

@@ -13,6 +13,7 @@ import pytest
 import layers
 from layers import variables
 from models.gpt import GPT
+from optimizers import Adam
 from mtf_compat import mtf, tf
 from tests import numpy_reference as ref
 from tests.mtf_testing import MtfRunner, rng
@@ -32,7 +33,7 @@ GMLP = {"in_u", "in_v", "gate_norm/scale", "gate_norm/bias", "spatial", "spatial
 TOKEN_MIXER_VARIABLES = {
     "base": ATTENTION, "transformer": ATTENTION, "transformer_rezero": ATTENTION,
     "shared_attention": {"map"},
-    "mixer": MIXER, "mixer_heads": MIXER, "mixer_rezero": MIXER,
+    "mixer": MIXER, "mixer_heads": MIXER, "mixer_rezero": {"w1", "w2"},
     "gmlp": GMLP, "gmlp_tanh": GMLP,
     "synthesizer_dense": {"w1", "w2", "v", "o"},
     "synthesizer_random": {"r", "v", "o"},
@@ -171,7 +172,30 @@ def test_shared_attention_has_length_squared_parameters_per_layer():
     assert built.records[prefix + "map"].role == variables.SEQ_MAP
 
 
-@pytest.mark.parametrize("model_file", ["transformer_rezero", "mixer_rezero"])
+REZERO_FILES = [f for f in MODEL_FILES if f.endswith("_rezero")]
+
+
+def test_rezero_presets_exist():
+  assert REZERO_FILES == ["mixer_rezero", "transformer_rezero"]
+
+
+@pytest.mark.parametrize("model_file", REZERO_FILES)
+def test_rezero_presets_have_no_layer_norm_in_the_blocks(model_file):
+  """ReZero (Bachlechner et al. 2020) is x + α·F(x): no LayerNorm in a block, neither
+  before a sublayer nor inside one; only the final norm before the logits remains."""
+  built = build(model_file)
+  norms = [n for n, r in built.records.items() if r.role == variables.NORM]
+  assert norms == ["final_norm/scale", "final_norm/bias"], norms
+  # The plain preset it derives from has 2 LayerNorms of 2·d_model per block more
+  # (and 3 in the Mixer's case), against 2 scalars α per block.
+  plain = build(model_file[:-len("_rezero")])
+  removed = sum(s.size for n, s in plain.shapes.items() if n.startswith("block_")
+                and plain.records[n].role == variables.NORM)
+  params = lambda b: sum(s.size for s in b.shapes.values())
+  assert params(built) == params(plain) - removed + 2 * NUM_LAYERS
+
+
+@pytest.mark.parametrize("model_file", REZERO_FILES)
 def test_rezero_blocks_are_the_identity_at_init(model_file):
   built = build(model_file)
   v = built.values
@@ -238,3 +262,34 @@ def test_positions_none_leaves_out_the_position_table(model_file, has_table):
 def test_positions_must_be_learned_or_none():
   with pytest.raises(ValueError, match="GPT.positions"):
     GPT(positions="sinusoidal")
+@pytest.mark.parametrize("model_file", REZERO_FILES)
+def test_rezero_lr_multiplier_reaches_the_update_of_alpha_only(model_file):
+  """Residual.rezero_lr_multiplier = k scales α's step and nothing else: Adam's first
+  step moves every parameter by lr·g/(|g| + ε) = ±lr elementwise (Kingma & Ba 2015,
+  bias-corrected m̂ / √v̂ = g / |g|), so α moves by k·lr and the others by at most lr."""
+  lr, k = 1e-3, 10.0
+  parse_model_file(model_file)
+  gin.parse_config(["Residual.rezero_lr_multiplier = %r" % k])
+  tokens = rng(2).randint(0, 256, (BATCH, LENGTH + 1))
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    r = MtfRunner(batch=BATCH, length=LENGTH, d_model=D_MODEL, num_layers=NUM_LAYERS)
+    inputs = r.constant(tokens[:, :-1], ["batch", "length"], tf.int32)
+    targets = r.constant(tokens[:, 1:], ["batch", "length"], tf.int32)
+    model = GPT()
+    loss = model.loss(model.logits(inputs, r.context), targets, r.context)
+    trainable = r.graph.trainable_variables
+    grads = mtf.gradients([loss], [v.outputs[0] for v in trainable])
+    # A tiny ε: α's gradient at init is small where the mixer's maps start near 0.
+    update = Adam(learning_rate=lr, epsilon=1e-20).apply_grads(grads, trainable)
+    r.lower()
+    before = {v.name: r.variable_value(v) for v in trainable}
+    r.run(update)
+    after = {v.name: r.variable_value(v) for v in trainable}
+  alphas = [n for n in before if n.endswith("rezero_alpha")]
+  assert len(alphas) == 2 * NUM_LAYERS
+  for name in alphas:
+    np.testing.assert_allclose(abs(after[name] - before[name]), k * lr, rtol=1e-3,
+                               err_msg=name)
+  for name in set(before) - set(alphas):
+    assert np.abs(after[name] - before[name]).max() <= lr * 1.001, name

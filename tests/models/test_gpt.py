@@ -1,6 +1,10 @@
+"""The byte-level GPT (Radford et al. 2019: pre-norm blocks, learned position embedding)
+against numpy, causal, equal across mesh layouts, and its depth-scaled init."""
+import gin
 import numpy as np
 import pytest
 
+from layers.feed_forward import FeedForward
 from models.gpt import GPT
 from mtf_compat import tf
 from tests import numpy_reference as ref
@@ -79,3 +83,40 @@ def test_weighted_loss_is_the_cross_entropy_averaged_over_the_weighted_bytes_onl
   changed = targets.copy()
   changed[weights == 0] = (changed[weights == 0] + 1) % 256  # bytes the loss ignores
   np.testing.assert_allclose(weighted_loss(logits, changed, weights), loss, rtol=1e-6)
+@pytest.mark.parametrize("channel_mixer,branches_per_block", [
+    (FeedForward, 2), (None, 1)], ids=["two_branches", "one_branch"])
+def test_depth_scaling_divides_output_projections_by_sqrt_of_residual_branches(
+    channel_mixer, branches_per_block):
+  """GPT-2 (Radford et al. 2019): output projections of residual branches start at
+  1/√N of the others' scale, N the model's number of residual branches (2L for
+  attention + feed-forward blocks, L when a block has no channel mixer). Checked with
+  the orthogonal init, where the scale is exact: WᵀW = I / N for output projections,
+  WᵀW = I for the input projections beside them."""
+  num_layers = 3
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    r = MtfRunner(batch=1, length=4, d_model=16, num_layers=num_layers)
+    gin.bind_parameter("Initialization.kind", "orthogonal")
+    gin.bind_parameter("Initialization.scale_outputs_by_depth", True)
+    try:
+      model = GPT(num_layers=num_layers, d_model=16, channel_mixer=channel_mixer)
+      model.logits(r.constant(np.zeros([1, 4]), ["batch", "length"], tf.int32),
+                   r.context)
+    finally:
+      gin.clear_config()
+    r.lower()
+    values = {v.name: r.variable_value(v) for v in r.graph.trainable_variables}
+  branches = num_layers * branches_per_block
+  outputs = [n for n in values if n.endswith("/mixer/o")]
+  inputs = [n for n in values if n.endswith("/mixer/q")]
+  assert len(outputs) == len(inputs) == num_layers
+  for name in outputs:  # [heads, d_head, d_model]: fan-in heads·d_head = 16 = fan-out
+    m = values[name].reshape(16, 16)
+    np.testing.assert_allclose(m.T @ m, np.eye(16) / branches, atol=1e-5, err_msg=name)
+  for name in inputs:  # [d_model, heads, d_head]
+    m = values[name].reshape(16, 16)
+    np.testing.assert_allclose(m.T @ m, np.eye(16), atol=1e-5, err_msg=name)
+  if channel_mixer is not None:
+    for name in [n for n in values if n.endswith("channel_mixing/mixer/out")]:
+      m = values[name]  # [d_ff, d_model]: tall, orthonormal columns times 1/√N
+      np.testing.assert_allclose(m.T @ m, np.eye(16) / branches, atol=1e-5)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from layers import variables
+from layers.mixer import MLPMixer
 from mtf_compat import mtf, tf
 from optimizers import GradientClipping, adaptive_clip, clip_by_global_norm, global_norm
 from tests.mtf_testing import MtfRunner, rng
@@ -121,7 +122,7 @@ def test_adaptive_clip_treats_scalars_vectors_and_unrecorded_fan_in_as_one_unit(
   threshold = 0.2
   specs = [("s", (), np.array(0.5), np.array(4.0), variables.REZERO, ()),
            ("v", ("b",), r.randn(4), 3 * r.randn(4), variables.NORM, ()),
-           ("e", ("a", "b"), r.randn(3, 4), 3 * r.randn(3, 4), variables.EMBEDDING, ())]
+           ("m", ("a", "b"), r.randn(3, 4), 3 * r.randn(3, 4), variables.WEIGHT, ())]
   clipped = clip(lambda grads, v: adaptive_clip(grads, v, threshold), specs)
   for (_, dims, w, g, _, _), c in zip(specs, clipped):
     axes = list(range(len(dims)))
@@ -157,3 +158,49 @@ def test_gradient_clipping_rejects_non_positive_thresholds():
     GradientClipping(global_norm=0.0)
   with pytest.raises(ValueError, match="agc"):
     GradientClipping(agc=-1.0)
+
+
+def test_adaptive_clip_gives_an_embedding_one_unit_per_row():
+  """Brock et al. 2021 clip per output unit: an embedding [rows, d_model] has one unit
+  per row (the vector a byte or position looks up), not one for the whole table."""
+  r = rng(5)
+  threshold = 0.3
+  w = r.randn(3, 4)
+  g = r.randn(3, 4) * np.array([0.01, 0.1, 3.0])[:, None]
+  ratios = np.linalg.norm(g, axis=1) / np.linalg.norm(w, axis=1)
+  assert (ratios > threshold).any() and (ratios <= threshold).any()
+  specs = [("e", ("a", "b"), w, g, variables.EMBEDDING, ())]
+  (clipped,) = clip(lambda grads, v: adaptive_clip(grads, v, threshold), specs)
+  np.testing.assert_allclose(clipped, np_agc(w, g, [1], threshold), rtol=1e-6)
+
+
+def test_adaptive_clip_of_a_real_seq_map_takes_unit_norms_over_live_entries():
+  """A causal MLP-Mixer's map W [heads, length, memory_length]: unit i is row i of a
+  head, and only its entries j ≤ i act. Its masked entries keep their initial noise, so
+  ‖W_i‖ over the whole row (Brock et al.'s unit norm taken naively) overstates the
+  weight; AGC must use ‖(W ⊙ M)_i‖."""
+  length, heads = 16, 2
+  thresholds = [0.3, 1.0, 3.0, 10.0]
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    r = MtfRunner(batch=2, length=length, d_model=8)
+    names = ["batch", "length", "d_model"]
+    x = r.constant(rng(6).randn(2, length, 8), names)
+    y = MLPMixer(heads=heads)(x, r.context)
+    [w1] = [v for v in r.graph.trainable_variables if v.name.endswith("w1")]
+    assert variables.record_of(w1).role == variables.SEQ_MAP
+    [g] = mtf.gradients([mtf.reduce_sum(y * r.constant(rng(7).randn(2, length, 8),
+                                                        names))], [w1.outputs[0]])
+    clipped = [adaptive_clip([g], [w1], t)[0] for t in thresholds]
+    w, g, *clipped = r.run([w1.outputs[0], g] + clipped)
+  live = np.tril(np.ones([length, length]))
+  assert w.shape == (heads, length, length)
+  np.testing.assert_array_equal(g * (1 - live), 0.0)  # dead entries get no gradient
+  dead_inflation = np.linalg.norm(w, axis=-1) / np.linalg.norm(w * live, axis=-1)
+  assert dead_inflation.mean() > 1.5
+  discriminating = 0
+  for t, c in zip(thresholds, clipped):
+    expected = np_agc(w * live, g, [2], t)
+    np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-12)
+    discriminating += not np.allclose(np_agc(w, g, [2], t), expected, rtol=1e-3)
+  assert discriminating

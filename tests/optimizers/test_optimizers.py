@@ -78,7 +78,9 @@ def decays(spec):
 
 
 def sm3_reference(w, grads, lr, momentum, nesterov, weight_decay=0.0, decay=False):
-  """SM3-II in float64, written from DESIGN.md §4. Returns (w, accumulators, m)."""
+  """SM3-II (Anil et al. 2019, "Memory-efficient adaptive optimization", Algorithm
+  SM3-II) in float64, with heavy-ball (Nesterov) momentum m ← μm + u, step u + μm.
+  Returns (w, accumulators, m)."""
   w = np.array(w, np.float64)
   accs = [np.zeros(w.shape)] if w.ndim <= 1 else [np.zeros(n) for n in w.shape]
   m = np.zeros(w.shape)
@@ -103,8 +105,25 @@ def sm3_reference(w, grads, lr, momentum, nesterov, weight_decay=0.0, decay=Fals
   return w, accs, m
 
 
+def sm3_ema_reference(w, grads, lr, momentum):
+  """SM3-II with the SM3 paper's (Anil et al. 2019) and google-research's momentum, an
+  EMA: m ← μ m + (1 − μ) u, Nesterov step (1 − μ) u + μ m, float64. Returns w."""
+  w = np.array(w, np.float64)
+  accs = [np.zeros(n) for n in w.shape]
+  m = np.zeros(w.shape)
+  for g in grads:
+    cover = np.minimum(accs[0][:, None], accs[1][None, :])
+    nu = cover + g ** 2
+    accs = [nu.max(axis=1), nu.max(axis=0)]
+    u = np.divide(g, np.sqrt(nu), out=np.zeros(w.shape), where=nu > 0)
+    m = momentum * m + (1 - momentum) * u
+    w = w - lr * ((1 - momentum) * u + momentum * m)
+  return w
+
+
 def adam_reference(w, grads, lr, beta1, beta2, epsilon, weight_decay=0.0, decay=False):
-  """Bias-corrected Adam with decoupled weight decay, float64. Returns (w, m, v)."""
+  """Bias-corrected Adam (Kingma & Ba 2015, Algorithm 1) with decoupled weight decay
+  (Loshchilov & Hutter 2019, AdamW), float64. Returns (w, m, v)."""
   w = np.array(w, np.float64)
   m, v = np.zeros(w.shape), np.zeros(w.shape)
   for t, g in enumerate(grads, 1):
@@ -202,6 +221,20 @@ def test_adam_matches_numpy_ranks_0_to_3():
 
 def test_adam_matches_numpy_with_pangu_betas_and_mtf_learning_rate():
   check_adam(RANKS_0_TO_3, beta1=0.9, beta2=0.95, lr=0.05, lr_as_mtf_tensor=True)
+
+
+def test_sm3_heavy_ball_at_lr_times_1_minus_mu_equals_the_papers_ema_form():
+  """The SM3 docstring's mapping: heavy-ball momentum at lr (1 − μ)·η takes the steps
+  of the paper's EMA momentum at η (0.01 here is the paper's 0.1 at μ = 0.9)."""
+  specs = [Spec("m", ("a", "b"))]
+  inits, grads = random_problem(specs, steps=5)
+  history, _ = run_steps(SM3, specs, inits, grads, lr=0.01, momentum=0.9,
+                         nesterov=True)
+  expected = sm3_ema_reference(inits[0], [g[0] for g in grads], lr=0.1, momentum=0.9)
+  close(history[-1][0][0], expected)
+  # ... and not those of the EMA form at the same lr, which are 10× smaller.
+  same_lr = sm3_ema_reference(inits[0], [g[0] for g in grads], lr=0.01, momentum=0.9)
+  assert not np.allclose(history[-1][0][0], same_lr, rtol=1e-3)
 
 
 # Shared behaviour

@@ -22,7 +22,7 @@ def schedule_values(steps, **kwargs):
 
 def reference(step, schedule, warmup=WARMUP, total=TOTAL, base=BASE, r=MIN_RATIO):
   if step < warmup:
-    return base * step / warmup
+    return base * (step + 1) / warmup
   p = min(1.0, (step - warmup) / (total - warmup))
   return {"constant": base,
           "linear": base * (r + (1 - r) * (1 - p)),
@@ -36,7 +36,9 @@ def test_schedule_matches_python_math_during_and_after_warmup(schedule):
                            warmup_steps=WARMUP, min_ratio=MIN_RATIO)
   expected = [reference(s, schedule) for s in STEPS]
   np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-9)
-  assert values[0] == 0.0  # warmup starts from 0
+  # The first update is not wasted: step 0 already has base / warmup (never 0).
+  np.testing.assert_allclose(values[0], BASE / WARMUP, rtol=1e-6)
+  np.testing.assert_allclose(values[STEPS.index(WARMUP - 1)], BASE, rtol=1e-6)
   np.testing.assert_allclose(values[STEPS.index(WARMUP)], BASE, rtol=1e-6)
 
 
