@@ -1,4 +1,4 @@
-"""mtfzoo: train | eval | sample | score | export | compare | bench.
+"""mtfzoo: train | eval | sample | score | export | compare | bench | prepare.
 
 A thin dispatcher: it parses flags and gin, then calls one function of a job package
 (trainer, inference, reports) per command. Those packages are imported inside the
@@ -21,7 +21,8 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 from absl import flags  # noqa: E402
 
-COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench")
+COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench",
+            "prepare")
 USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
     COMMANDS)
 
@@ -40,6 +41,11 @@ flags.DEFINE_string("export_dir", None, "export: the directory to create")
 flags.DEFINE_string("out", None, "compare/bench: the output directory or file")
 flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
                      "the model has about this many parameters")
+flags.DEFINE_string("corpus", None, "prepare: 'shakespeare' or a text file or directory")
+flags.DEFINE_string("data_dir", None, "prepare: the directory of shards (run.data_dir)")
+flags.DEFINE_integer("sequence_length", None, "prepare: bytes per window, less one")
+flags.DEFINE_integer("workers", None, "prepare: processes writing shards (default: one "
+                     "per core)")
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
@@ -101,6 +107,14 @@ def compare_command(args):
   compare.compare(args, require("out"))
 
 
+def prepare_command(args):
+  from trainer import prepare
+  if args:
+    raise UsageError("unexpected arguments: %s" % " ".join(args))
+  prepare.prepare(require("corpus"), require("data_dir"), require("sequence_length"),
+                  FLAGS.workers)
+
+
 def bench_command(settings):
   from reports import bench
   if FLAGS.match_params:
@@ -116,9 +130,12 @@ def train_command(settings):
 def eval_command(settings):
   from trainer import loop
   model_dir = require("model_dir")
-  manifest = loop.shards(settings, model_dir, "eval")
-  result = loop.evaluate(settings, model_dir, manifest, tpu_flags=tpu_flags())
+  manifests = loop.shards(settings, model_dir, "eval")
+  result = loop.evaluate_corpora(settings, model_dir, manifests, tpu_flags=tpu_flags())
   print("bpc: %.4f" % result["bpc"])
+  if len(settings.corpora) > 1:  # the line above is the mixture's weighted mean
+    for name, bpc in result["bpc_by_corpus"].items():
+      print("bpc %s: %.4f" % (name, bpc))
 
 
 def sample_command(settings):
@@ -155,8 +172,8 @@ CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_
 
 
 def run_command(command, args):
-  if command == "compare":
-    compare_command(args)
+  if command in ("compare", "prepare"):
+    {"compare": compare_command, "prepare": prepare_command}[command](args)
     return
   if args:
     raise UsageError("unexpected arguments: %s" % " ".join(args))

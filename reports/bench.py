@@ -15,7 +15,6 @@ import time
 import gin
 import numpy as np
 
-import data
 from models import sampling
 from models.gpt import GPT
 from mtf_compat import mtf, tf
@@ -191,12 +190,10 @@ def bench(settings, warmup=10, steps=50):
   with tempfile.TemporaryDirectory() as model_dir:
     timed = dataclasses.replace(settings, train_steps=warmup + steps,
                                 steps_per_checkpoint=10 ** 9)
-    manifest = loop.shards(timed, model_dir, "train")
+    manifests = loop.shards(timed, model_dir, "train")
     timer = StepTimer(warmup)
     estimator = make_estimator(timed, model_dir, hooks=lambda tensors: [timer])
-    estimator.train(data.make_input_fn(manifest["dir"], timed.sequence_length,
-                                       training=True, seed=timed.seed),
-                    max_steps=warmup + steps)
+    estimator.train(loop.train_input_fn(timed, manifests, 0), max_steps=warmup + steps)
   step_time = timer.step_time()
   threads = mesh_lib.thread_counts(settings.intra_op_threads, settings.inter_op_threads)
   flops_per_token = contraction_flops(settings, settings.batch_size)

@@ -14,7 +14,7 @@ def manifest(tmp_path_factory):
   path.write_bytes(np.random.RandomState(0).bytes(360))
   m = write_shards(str(path), "train", LENGTH, str(path.parent / "data"),
                    records_per_shard=8)
-  assert m["windows"] == 40 and len(m["files"]) == 5
+  assert m["windows"] == 40 and len(m["shards"]) == 5
   return m
 
 

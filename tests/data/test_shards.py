@@ -4,7 +4,6 @@ import os
 import pytest
 
 from data import CorpusError, read_manifest, split, write_shards
-from mtf_compat import tf
 
 
 def write_corpus(path, text):
@@ -13,8 +12,18 @@ def write_corpus(path, text):
 
 
 def records(manifest):
-  return [r for f in manifest["files"]
-          for r in tf.io.tf_record_iterator(os.path.join(manifest["dir"], f))]
+  """Every window of every shard, cut from the raw bytes by their fixed length."""
+  length = manifest["sequence_length"] + 1
+  out = []
+  for shard in manifest["shards"]:
+    with open(os.path.join(manifest["dir"], shard["file"]), "rb") as f:
+      raw = f.read()
+    out += [raw[i:i + length] for i in range(0, len(raw), length)]
+  return out
+
+
+def names(manifest):
+  return [s["file"] for s in manifest["shards"]]
 
 
 def test_shards_hold_every_window_of_the_split_with_stride_sequence_length(tmp_path):
@@ -24,7 +33,7 @@ def test_shards_hold_every_window_of_the_split_with_stride_sequence_length(tmp_p
   train = split(data, "train")
   windows = [train[i * 10:i * 10 + 11] for i in range((len(train) - 1) // 10)]
   assert records(m) == windows and m["windows"] == len(windows) == 45
-  assert len(m["files"]) == 7  # ceil(45 / 7)
+  assert len(m["shards"]) == 7  # ceil(45 / 7)
   assert m["bytes"] == len(train) and m["source"] == corpus and m["split"] == "train"
   assert m["dir"] == os.path.join(str(tmp_path / "d"), os.path.basename(m["dir"]))
   folder = os.path.basename(m["dir"])
@@ -36,17 +45,17 @@ def test_manifest_on_disk_is_the_returned_one_and_no_temporary_files_remain(tmp_
   m = write_shards(corpus, "eval", 8, str(tmp_path / "d"))
   with open(os.path.join(m["dir"], "manifest.json")) as f:
     assert dict(json.load(f), dir=m["dir"]) == m == read_manifest(m["dir"])
-  assert sorted(os.listdir(m["dir"])) == sorted(m["files"] + ["manifest.json"])
+  assert sorted(os.listdir(m["dir"])) == sorted(names(m) + ["manifest.json"])
 
 
 def test_second_write_reuses_the_shards_without_rewriting_them(tmp_path):
   corpus = write_corpus(tmp_path / "c.txt", b"To be, or not to be. " * 40)
   first = write_shards(corpus, "train", 16, str(tmp_path / "d"), records_per_shard=10)
-  paths = [os.path.join(first["dir"], f) for f in first["files"] + ["manifest.json"]]
+  paths = [os.path.join(first["dir"], f) for f in names(first) + ["manifest.json"]]
   for p in paths:  # an old mtime: a rewrite would show even within the clock's tick
     os.utime(p, ns=(1, 1))
   second = write_shards(corpus, "train", 16, str(tmp_path / "d"), records_per_shard=10)
-  assert second == first and len(first["files"]) > 1
+  assert second == first and len(first["shards"]) > 1
   assert [os.stat(p).st_mtime_ns for p in paths] == [1] * len(paths)
 
 
@@ -56,10 +65,10 @@ def test_a_changed_corpus_rewrites_the_shards_and_drops_stale_ones(tmp_path):
                        records_per_shard=10)
   second = write_shards(write_corpus(path, b"b" * 200), "train", 8, str(tmp_path / "d"),
                         records_per_shard=10)
-  assert second["dir"] == first["dir"] and second["sha256"] != first["sha256"]
-  assert len(second["files"]) < len(first["files"])
+  assert second["dir"] == first["dir"] and second["fingerprint"] != first["fingerprint"]
+  assert len(second["shards"]) < len(first["shards"])
   assert records(second) == [b"b" * 9] * second["windows"]
-  assert sorted(os.listdir(second["dir"])) == sorted(second["files"] + ["manifest.json"])
+  assert sorted(os.listdir(second["dir"])) == sorted(names(second) + ["manifest.json"])
 
 
 def test_split_too_short_for_a_window_names_corpus_split_and_sequence_length(tmp_path):
