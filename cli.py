@@ -46,6 +46,8 @@ flags.DEFINE_string("data_dir", None, "prepare: the directory of shards (run.dat
 flags.DEFINE_integer("sequence_length", None, "prepare: bytes per window, less one")
 flags.DEFINE_integer("workers", None, "prepare: processes writing shards (default: one "
                      "per core)")
+flags.DEFINE_bool("prepare", False, "bench: preparation MB/s and memory on generated "
+                  "0.5 and 2 GB corpora, and input pipeline vs training speed")
 flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address (run.use_tpu=True)")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
 flags.DEFINE_string("project", None, "Cloud project of the TPU")
@@ -117,6 +119,10 @@ def prepare_command(args):
 
 def bench_command(settings):
   from reports import bench
+  if FLAGS.prepare:
+    from reports import bench_data
+    print(json.dumps(bench_data.bench_data(settings)), flush=True)
+    return
   if FLAGS.match_params:
     settings = bench.match_params(settings, FLAGS.match_params)
   print(json.dumps(bench.bench(settings)), flush=True)
