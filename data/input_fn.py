@@ -124,7 +124,8 @@ class WindowOrder:
     def group(i):
       return self.group_windows(first_group + i)[tf.where(tf.equal(i, 0), skip, 0):]
 
-    return tf.data.experimental.Counter().map(group).unbatch()
+    # The next group is read while this one is used: no pause at group boundaries.
+    return tf.data.experimental.Counter().map(group).prefetch(1).unbatch()
 
 
 def mixture(orders, weights, seed, first):
