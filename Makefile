@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/quickstart
 
-.PHONY: demo test bench experiments clean
+.PHONY: demo test bench bench-data experiments clean
 
 $(STAMP): requirements.txt setup.py
 	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 9) <= v <= (3, 11) else "mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for %d.%d): run make PYTHON=python3.11" % v)'
@@ -44,6 +44,12 @@ bench: $(STAMP)
 	sed 's/^{/{"model": "transformer+sm3", /' bench/last.json >> bench/bench.jsonl
 	$(BIN)/python -m reports.bench bench/bench.jsonl > bench/bench.md
 	cat bench/bench.md
+
+# Preparation MB/s and peak RSS on generated 0.5 and 2 GB corpora (1 and 2 workers),
+# and input pipeline windows/s against the Transformer's training speed: one JSON line.
+bench-data: $(STAMP)
+	mkdir -p bench
+	$(BIN)/mtfzoo bench --prepare --gin_file gin/models/transformer.gin | tee bench/data.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

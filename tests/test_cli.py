@@ -49,7 +49,7 @@ CASES = {
     "mixture weight of zero": (
         lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
                          "--gin_param", "run.corpus = {'shakespeare': 1, '%s': 0}" % c]
-        + new_model_dir(t), "weight of '%s' must be a number > 0" % c),
+        + new_model_dir(t), "must be a number > 0"),
     "mixture naming one corpus twice": (
         lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
                          "--gin_param", "run.corpus = {'%s': 1, '%s/../%s': 2}"
