@@ -52,7 +52,7 @@ CASES = {
         + new_model_dir(t), "must be a number > 0"),
     "mixture naming one corpus twice": (
         lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
-                         "--gin_param", "run.corpus = {'%s': 1, '%s/../%s': 2}"
+                         "--gin_param", "run.corpus = {'%s': 1, '%s/./%s': 2}"
                          % (c, os.path.dirname(c), os.path.basename(c))]
         + new_model_dir(t), "names one corpus twice"),
     "unreadable file in a directory corpus": (
@@ -60,9 +60,9 @@ CASES = {
                          "--gin_param", "run.corpus = '%s'" % dangling(t, c)]
         + new_model_dir(t), "broken.txt"),
     "data_dir of another sequence_length": (
-        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
-                         "--gin_param", "run.corpus = '%s'" % c,
-                         "--gin_param", "run.data_dir = '%s'" % prepared(t, c, 8)]
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin"]
+        + cli.gin_params("run.corpus = '%s'" % c,
+                         "run.data_dir = '%s'" % prepared(t, c, 8))
         + new_model_dir(t), "sequence_length 8, not 16"),
     "layout that does not divide": (
         lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
