@@ -77,7 +77,7 @@ def write_shards(corpus, split, sequence_length, data_dir, records_per_shard=Non
           "windows_per_shard": per_shard, "fingerprint": fingerprint(corpus_sources)}
   manifest_path = os.path.join(out, MANIFEST)
   old = read_manifest(out) if files.exists(manifest_path) else None
-  if False:
+  if old and is_complete(old, plan):
     return old
 
   files.makedirs(out)
