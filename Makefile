@@ -11,7 +11,7 @@ RUN_DIR ?= runs/quickstart
 SUPPORTED_PYTHON := import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))
 NEEDS_PYTHON := mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for others)
 
-.PHONY: demo test bench experiments sm3_sweep recall claims clean
+.PHONY: demo test bench bench-data experiments sm3_sweep recall claims clean
 
 $(STAMP): requirements.txt setup.py
 	@if [ -n "$(PYTHON)" ]; then \
@@ -119,6 +119,12 @@ recall: $(STAMP)
 	done; done
 	$(BIN)/python -m reports.recall recall/recall.jsonl report
 	cat report/recall.md
+
+# Preparation MB/s and peak RSS on generated 0.5 and 2 GB corpora (1 and 2 workers),
+# and input pipeline windows/s against the Transformer's training speed: one JSON line.
+bench-data: $(STAMP)
+	mkdir -p bench
+	$(BIN)/mtfzoo bench --prepare --gin_file gin/models/transformer.gin | tee bench/data.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,5 +1,5 @@
 """mtfzoo: train | eval | sample | score | export | compare | bench | layout | synthetic |
-baselines.
+baselines | prepare.
 
 A thin dispatcher: it parses flags and gin, then calls one function of a job package
 (trainer, inference, reports) per command. Those packages are imported inside the
@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 from absl import flags  # noqa: E402
 
 COMMANDS = ("train", "eval", "sample", "score", "export", "compare", "bench",
-            "layout", "synthetic", "baselines")
+            "layout", "synthetic", "baselines", "prepare")
 USAGE = "usage: mtfzoo {%s} [flags]  (mtfzoo --helpfull lists the flags)" % "|".join(
     COMMANDS)
 
@@ -55,6 +55,13 @@ flags.DEFINE_float("device_memory_gb", None, "layout: memory per device in GB (1
 flags.DEFINE_string("task", None, "synthetic: mqar, induction or selective_copy")
 flags.DEFINE_integer("num_pairs", None, "synthetic: mqar's key-value pairs (default: "
                      "DEFAULT_NUM_PAIRS in reports/synthetic.py)")
+flags.DEFINE_string("corpus", None, "prepare: 'shakespeare' or a text file or directory")
+flags.DEFINE_string("data_dir", None, "prepare: the directory of shards (run.data_dir)")
+flags.DEFINE_integer("sequence_length", None, "prepare: bytes per window, less one")
+flags.DEFINE_integer("workers", None, "prepare: processes writing shards (default: one "
+                     "per core)")
+flags.DEFINE_bool("prepare", False, "bench: preparation MB/s and memory on generated "
+                  "0.5 and 2 GB corpora, and input pipeline vs training speed")
 flags.DEFINE_string("tpu", None, "run.use_tpu=True: 'local' on a TPU VM, a Cloud TPU "
                     "name, or a TPU Node's grpc:// address")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
@@ -126,8 +133,20 @@ def compare_command(args):
   compare.compare(args, require("out"), FLAGS.baselines)
 
 
+def prepare_command(args):
+  from trainer import prepare
+  if args:
+    raise UsageError("unexpected arguments: %s" % " ".join(args))
+  prepare.prepare(require("corpus"), require("data_dir"), require("sequence_length"),
+                  FLAGS.workers)
+
+
 def bench_command(settings):
   from reports import bench
+  if FLAGS.prepare:
+    from reports import bench_data
+    print(json.dumps(bench_data.bench_data(settings)), flush=True)
+    return
   if FLAGS.match_params:
     settings = bench.match_params(settings, FLAGS.match_params)
   print(json.dumps(bench.bench(settings)), flush=True)
@@ -167,9 +186,12 @@ def train_command(settings):
 def eval_command(settings):
   from trainer import loop
   model_dir = require("model_dir")
-  manifest = loop.shards(settings, model_dir, FLAGS.split)
-  result = loop.evaluate(settings, model_dir, manifest, tpu_flags=tpu_flags())
+  manifests = loop.shards(settings, model_dir, FLAGS.split)
+  result = loop.evaluate_corpora(settings, model_dir, manifests, tpu_flags=tpu_flags())
   print("%s: %.4f" % ("test bpc" if FLAGS.split == "test" else "bpc", result["bpc"]))
+  if len(settings.corpora) > 1:  # the line above is the mixture's weighted mean
+    for name, bpc in result["bpc_by_corpus"].items():
+      print("bpc %s: %.4f" % (name, bpc))
 
 
 def sample_command(settings):
@@ -210,8 +232,8 @@ CONFIG_COMMANDS = {"train": train_command, "eval": eval_command, "bench": bench_
 
 
 def run_command(command, args):
-  if command == "compare":
-    compare_command(args)
+  if command in ("compare", "prepare"):
+    {"compare": compare_command, "prepare": prepare_command}[command](args)
     return
   if args:
     raise UsageError("unexpected arguments: %s" % " ".join(args))

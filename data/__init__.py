@@ -1,7 +1,20 @@
-"""Corpora -> byte-window TFRecord shards -> a tf.data input_fn for TPUEstimator."""
-from data.corpus import CorpusError, corpus_bytes, split
-from data.input_fn import eval_steps, make_input_fn
-from data.shards import read_manifest, write_shards
+"""Corpora -> byte-window shards -> a tf.data input_fn for TPUEstimator.
 
-__all__ = ["CorpusError", "corpus_bytes", "eval_steps", "make_input_fn", "read_manifest",
-           "split", "write_shards"]
+The names below are imported on first use, so that a shard-writing worker process
+(data/shards.py) imports this package without TensorFlow.
+"""
+import importlib
+
+_HOMES = {"CorpusError": "data.errors", "corpus_bytes": "data.corpus",
+          "split": "data.corpus", "sources": "data.corpus",
+          "eval_steps": "data.input_fn", "make_input_fn": "data.input_fn",
+          "read_manifest": "data.shards", "split_windows": "data.shards",
+          "write_shards": "data.shards"}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+  if name not in _HOMES:
+    raise AttributeError("module 'data' has no attribute %r" % name)
+  return getattr(importlib.import_module(_HOMES[name]), name)

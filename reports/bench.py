@@ -15,7 +15,6 @@ import time
 import gin
 import numpy as np
 
-import data
 from models import sampling
 from models.gpt import GPT
 from mtf_compat import mtf, tf
@@ -198,19 +197,22 @@ def match_params(settings, target, multiple=8, tolerance=0.1):
   return settings
 
 
-def bench(settings, warmup=10, steps=50):
-  matmul_flops = machine_matmul_flops(num_devices=settings.layout.num_devices)
-  summary = model_summary.summarize(settings)
+def train_step_time(settings, warmup=10, steps=50):
+  """Median seconds per training step after `warmup` steps, in a scratch model_dir."""
   with tempfile.TemporaryDirectory() as model_dir:
     timed = dataclasses.replace(settings, train_steps=warmup + steps,
                                 steps_per_checkpoint=10 ** 9)
-    manifest = loop.shards(timed, model_dir, "train")
+    manifests = loop.shards(timed, model_dir, "train")
     timer = StepTimer(warmup)
     estimator = make_estimator(timed, model_dir, hooks=lambda tensors: [timer])
-    estimator.train(data.make_input_fn(manifest["dir"], timed.sequence_length,
-                                       training=True, seed=timed.seed),
-                    max_steps=warmup + steps)
-  step_time = timer.step_time()
+    estimator.train(loop.train_input_fn(timed, manifests, 0), max_steps=warmup + steps)
+  return timer.step_time()
+
+
+def bench(settings, warmup=10, steps=50):
+  matmul_flops = machine_matmul_flops(num_devices=settings.layout.num_devices)
+  summary = model_summary.summarize(settings)
+  step_time = train_step_time(settings, warmup, steps)
   threads = mesh_lib.thread_counts(settings.intra_op_threads, settings.inter_op_threads)
   flops_per_token = contraction_flops(settings, settings.batch_size)
   tokens_per_sec = settings.tokens_per_step / step_time

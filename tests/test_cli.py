@@ -46,6 +46,24 @@ CASES = {
                                       "gin/models/transformer.gin", "--gin_param",
                                       "run.corpus = '%s'" % empty(t)]
                      + new_model_dir(t), "empty.txt"),
+    "mixture weight of zero": (
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
+                         "--gin_param", "run.corpus = {'shakespeare': 1, '%s': 0}" % c]
+        + new_model_dir(t), "must be a number > 0"),
+    "mixture naming one corpus twice": (
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
+                         "--gin_param", "run.corpus = {'%s': 1, '%s/./%s': 2}"
+                         % (c, os.path.dirname(c), os.path.basename(c))]
+        + new_model_dir(t), "names one corpus twice"),
+    "unreadable file in a directory corpus": (
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
+                         "--gin_param", "run.corpus = '%s'" % dangling(t, c)]
+        + new_model_dir(t), "broken.txt"),
+    "data_dir of another sequence_length": (
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin"]
+        + cli.gin_params("run.corpus = '%s'" % c,
+                         "run.data_dir = '%s'" % prepared(t, c, 8))
+        + new_model_dir(t), "sequence_length 8, not 16"),
     "layout that does not divide": (
         lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
                          "--gin_param", "run.mesh_shape = 'model:3'",
@@ -104,6 +122,22 @@ def empty(tmp_path):
   path = tmp_path / "empty.txt"
   path.write_bytes(b"")
   return path
+
+
+def dangling(tmp_path, corpus):
+  """A directory corpus holding a link to a file that does not exist."""
+  root = tmp_path / "corpus_dir"
+  root.mkdir()
+  (root / "good.txt").write_bytes(open(corpus, "rb").read())
+  os.symlink(str(tmp_path / "missing.txt"), str(root / "broken.txt"))
+  return root
+
+
+def prepared(tmp_path, corpus, sequence_length):
+  """A data_dir with the corpus prepared for another sequence length."""
+  cli.mtfzoo("prepare", "--corpus", corpus, "--data_dir", tmp_path / "data",
+             "--sequence_length", sequence_length)
+  return tmp_path / "data"
 
 
 def nonempty(tmp_path):

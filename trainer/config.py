@@ -31,7 +31,7 @@ def register_configurables():
   import importlib
   for module in pkgutil.iter_modules(layers.__path__):
     importlib.import_module("layers." + module.name)
-  import data  # noqa: F401
+  import data.corpus  # noqa: F401  (enwik8.check_md5)
   import models  # noqa: F401
   import optimizers  # noqa: F401
   from trainer import run  # noqa: F401

@@ -10,6 +10,7 @@ from trainer import checkpoints
 from trainer import config
 from trainer import metrics
 from trainer import model_summary
+from trainer import prepare
 from trainer.estimator import make_estimator, tpu_cluster
 from trainer.errors import UserError
 
@@ -19,28 +20,35 @@ def data_dir(settings, model_dir):
 
 
 def shards(settings, model_dir, split):
-  try:
-    return data.write_shards(settings.corpus, split, settings.sequence_length,
-                             data_dir(settings, model_dir))
-  except data.CorpusError as e:
-    raise UserError(str(e))
+  """{corpus: manifest} of a split's shards for every corpus of run.corpus."""
+  return {name: prepare.split_shards(name, split, settings.sequence_length,
+                                     data_dir(settings, model_dir))
+          for name, _ in settings.corpora}
 
 
 def check_corpus(settings):
-  """Both splits must hold a batch of windows; checked before anything is written."""
-  try:
-    corpus = data.corpus_bytes(settings.corpus)
-  except data.CorpusError as e:
-    raise UserError(str(e))
-  for split in ("train", "eval"):
-    windows = ((len(data.split(corpus, split, settings.corpus)) - 1)
-               // settings.sequence_length)
-    if windows < settings.batch_size:
-      raise UserError(
-          "corpus %r: its %s split has %d windows of run.sequence_length=%d bytes, "
-          "fewer than one batch of run.batch_size=%d"
-          % (settings.corpus, split, max(windows, 0), settings.sequence_length,
-             settings.batch_size))
+  """Both splits of every corpus must hold a batch of windows; checked from the file
+  sizes before anything is written or read."""
+  for name, _ in settings.corpora:
+    try:
+      sources = data.sources(name)
+    except data.CorpusError as e:
+      raise UserError(str(e))
+    for split in ("train", "eval"):
+      windows = data.split_windows(sources, split, settings.sequence_length, name)[2]
+      if windows < settings.batch_size:
+        raise UserError(
+            "corpus %r: its %s split has %d windows of run.sequence_length=%d bytes, "
+            "fewer than one batch of run.batch_size=%d"
+            % (name, split, windows, settings.sequence_length, settings.batch_size))
+
+
+def train_input_fn(settings, manifests, start_step):
+  """The training input from step start_step on: one corpus, or the weighted mixture."""
+  return data.make_input_fn(
+      {manifests[name]["dir"]: weight for name, weight in settings.corpora},
+      settings.sequence_length, training=True, seed=settings.seed,
+      start_step=start_step)
 
 
 def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
@@ -53,8 +61,8 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
   check_corpus(settings)
   if settings.use_tpu:
     tpu_cluster(tpu_flags, model_dir)  # a bad --tpu: before anything is written
-  train_manifest = shards(settings, model_dir, "train")
-  eval_manifest = shards(settings, model_dir, "eval")
+  train_manifests = shards(settings, model_dir, "train")
+  eval_manifests = shards(settings, model_dir, "eval")
   config.save(model_dir)
   write_run_info(settings, model_dir, summary)
   step = checkpoints.latest_step(model_dir)
@@ -83,8 +91,7 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
       return recorders[-1:]
 
     estimator = make_estimator(settings, model_dir, hooks=hooks, tpu_flags=tpu_flags)
-    input_fn = data.make_input_fn(train_manifest["dir"], settings.sequence_length,
-                                  training=True, seed=settings.seed, start_step=step)
+    input_fn = train_input_fn(settings, train_manifests, step)
     try:
       estimator.train(input_fn=input_fn, max_steps=stop)
     except metrics.NonFiniteError as e:
@@ -98,7 +105,7 @@ def train(settings, model_dir, tpu_flags=None, out=sys.stdout):
     for recorder in recorders:  # on TPU the outfeed may deliver steps after the saver
       recorder.flush()
     step = checkpoints.latest_step(model_dir)
-    record_eval(settings, model_dir, eval_manifest, step, tpu_flags, out)
+    record_eval(settings, model_dir, eval_manifests, step, tpu_flags, out)
 
 
 def write_run_info(settings, model_dir, summary):
@@ -130,11 +137,30 @@ def evaluate(settings, model_dir, manifest, steps=None, tpu_flags=None):
           "z_loss": float(result["z_loss"]), "step": int(result["global_step"])}
 
 
-def record_eval(settings, model_dir, manifest, step, tpu_flags, out):
-  result = evaluate(settings, model_dir, manifest, settings.eval_steps, tpu_flags)
+def evaluate_corpora(settings, model_dir, manifests, steps=None, tpu_flags=None):
+  """evaluate() of each corpus: {'loss', 'bpc', 'step'} of the mixture, the weighted
+  mean Σ w_k·bpc_k / Σ w_k (for one corpus, its own), and 'bpc_by_corpus'."""
+  results = {name: evaluate(settings, model_dir, manifests[name], steps, tpu_flags)
+             for name, _ in settings.corpora}
+  total = sum(weight for _, weight in settings.corpora)
+  mean = {key: sum(weight * results[name][key] for name, weight in settings.corpora)
+          / total for key in ("loss", "bpc", "z_loss")}
+  return dict(mean, step=max(r["step"] for r in results.values()),
+              bpc_by_corpus={name: r["bpc"] for name, r in results.items()})
+
+
+def record_eval(settings, model_dir, manifests, step, tpu_flags, out):
+  result = evaluate_corpora(settings, model_dir, manifests, settings.eval_steps,
+                            tpu_flags)
   path = os.path.join(model_dir, metrics.EVAL_FILE)
   records = [r for r in metrics.read_jsonl(path) if r["step"] < step]
-  records.append({"step": step, "eval_loss": result["loss"], "eval_bpc": result["bpc"],
-                  "eval_z_loss": result["z_loss"], "wall_time": time.time()})
+  record = {"step": step, "eval_loss": result["loss"], "eval_bpc": result["bpc"],
+            "eval_z_loss": result["z_loss"], "wall_time": time.time()}
+  if len(settings.corpora) > 1:
+    record["eval_bpc_by_corpus"] = result["bpc_by_corpus"]
+  records.append(record)
   metrics.write_jsonl(path, records)
-  print("step %d  held-out bpc %.4f" % (step, result["bpc"]), file=out, flush=True)
+  by_corpus = "".join("  %s %.4f" % item for item in result["bpc_by_corpus"].items()
+                      if len(settings.corpora) > 1)
+  print("step %d  held-out bpc %.4f%s" % (step, result["bpc"], by_corpus), file=out,
+        flush=True)

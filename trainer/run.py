@@ -1,5 +1,7 @@
 """`run`: the gin-configurable settings of one training run (`run.train_steps`, ...)."""
 import dataclasses
+import math
+import os
 from typing import Any, Optional
 
 import gin
@@ -13,7 +15,9 @@ from trainer.errors import UserError
 class Run:
   """Run control, bound in gin as `run.<name>`.
 
-  corpus: 'shakespeare' or a path to a text file or directory.
+  corpus: 'shakespeare' or a path to a text file or directory, or a mixture
+    {corpus: weight} sampled in proportion to the weights, e.g.
+    {'shakespeare': 0.3, '/data/web': 0.7}.
   mesh_shape / layout_rules: e.g. "data:2,model:2" / "batch:data,heads:model".
   optimizer: an optimizer class (`@Adam`, `@SM3`), built with the scheduled
     learning rate.
@@ -38,7 +42,7 @@ class Run:
   layout_rules: str = ""
   seed: int = 0
   use_tpu: bool = False
-  corpus: str = "shakespeare"
+  corpus: Any = "shakespeare"
   optimizer: Any = None
   eval_every: int = 0
   eval_steps: Optional[int] = None
@@ -54,6 +58,7 @@ class Run:
   nan_at_step: int = -1
   # Derived once from the fields above and passed down with them.
   layout: mesh.Layout = dataclasses.field(init=False, repr=False, compare=False)
+  corpora: tuple = dataclasses.field(init=False, repr=False, compare=False)
 
   def __post_init__(self):
     for name in ("train_steps", "batch_size", "sequence_length", "steps_per_checkpoint",
@@ -71,6 +76,7 @@ class Run:
       raise UserError("run.microbatches=%d does not divide run.batch_size=%d"
                       % (self.microbatches, self.batch_size))
     self.layout = mesh.parse(self.mesh_shape, self.layout_rules)
+    self.corpora = corpus_mixture(self.corpus)
     if self.optimizer is None:
       import optimizers  # pylint: disable=g-import-not-at-top
       self.optimizer = optimizers.Adam
@@ -78,3 +84,34 @@ class Run:
   @property
   def tokens_per_step(self):
     return self.batch_size * self.sequence_length
+
+
+def corpus_mixture(corpus):
+  """run.corpus -> ((corpus, weight), ...): one corpus of weight 1, or a mixture."""
+  if isinstance(corpus, str):
+    return ((corpus, 1.0),)
+  if not isinstance(corpus, dict) or not corpus:
+    raise UserError("run.corpus must be a corpus ('shakespeare' or a path) or a dict "
+                    "{corpus: weight}, got %r" % (corpus,))
+  seen = {}
+  for name, weight in corpus.items():
+    if not isinstance(name, str):
+      raise UserError("run.corpus: %r is not a corpus name or path" % (name,))
+    if (isinstance(weight, bool) or not isinstance(weight, (int, float))
+        or not math.isfinite(weight) or weight <= 0):
+      raise UserError("run.corpus: the weight of %r must be a number > 0, got %r"
+                      % (name, weight))
+    key = same_corpus(name)
+    if key in seen:
+      raise UserError("run.corpus names one corpus twice: %r and %r" % (seen[key], name))
+    seen[key] = name
+  return tuple((name, float(weight)) for name, weight in corpus.items())
+
+
+def same_corpus(name):
+  """One spelling per corpus: 'data/web/', './data/web' and its absolute path agree."""
+  if "://" in name:
+    return name.rstrip("/")
+  if name == "shakespeare":
+    return name
+  return os.path.realpath(name)

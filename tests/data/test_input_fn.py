@@ -14,7 +14,7 @@ def manifest(tmp_path_factory):
   path.write_bytes(np.random.RandomState(0).bytes(360))
   m = write_shards(str(path), "train", LENGTH, str(path.parent / "data"),
                    records_per_shard=8)
-  assert m["windows"] == 40 and len(m["files"]) == 5
+  assert m["windows"] == 40 and len(m["shards"]) == 5
   return m
 
 
@@ -132,3 +132,70 @@ def test_hosts_read_disjoint_shares_that_together_cover_every_window(manifest, t
 def test_input_fn_refuses_shards_of_another_sequence_length(manifest):
   with pytest.raises(CorpusError, match="sequence_length 8, not 16"):
     make_input_fn(manifest["dir"], 16, training=True)
+
+
+def test_resuming_anywhere_across_shard_groups_and_epochs_continues_the_order(manifest):
+  # Groups of 2 shards (of 8 windows of 9 bytes): each epoch reads 3 groups in a
+  # shuffled shard order, so resume points fall inside groups, between them and in
+  # later epochs.
+  def run(start_step, steps, context=None):
+    return windows_of(batches(make_input_fn(manifest["dir"], LENGTH, training=True,
+                                            seed=5, start_step=start_step,
+                                            shuffle_bytes=2 * 8 * 9),
+                              3, steps, context))
+  unresumed = run(0, 40)  # 120 windows: 3 epochs
+  assert sorted(unresumed[:40]) == sorted(all_windows(manifest))
+  assert unresumed[:40] != unresumed[40:80]  # each epoch in its own order
+  for start in (1, 5, 6, 13, 27):
+    assert run(start, 40 - start) == unresumed[3 * start:]
+  two_hosts = [run(4, 6, FakeTPUContext(host, 2)) for host in range(2)]
+  assert two_hosts[0] == run(0, 40)[24::2][:18] and two_hosts[1] == run(0, 40)[25::2][:18]
+
+
+def test_a_run_resumed_at_step_5e11_reads_there_without_reading_the_steps_before(
+    manifest):
+  # 5 steps of 8 windows are one epoch: steps 5e11 ... 5e11 + 4 are epoch 1e11, a
+  # permutation of every window in an order of its own. Reading (or skipping) the
+  # 4e12 windows before it would never finish.
+  def epoch_at(step):
+    return windows_of(batches(make_input_fn(manifest["dir"], LENGTH, training=True,
+                                            seed=2, start_step=step), 8, 5))
+  far = epoch_at(5 * 10 ** 11)
+  assert sorted(far) == sorted(all_windows(manifest))
+  assert far != epoch_at(0) and far != epoch_at(5)
+
+
+@pytest.fixture(scope="module")
+def two_corpora(tmp_path_factory):
+  """Manifests of two corpora whose windows tell them apart: bytes < 128 and >= 128."""
+  base = tmp_path_factory.mktemp("mixture")
+  out = []
+  for name, low in (("low.bin", 0), ("high.bin", 128)):
+    values = np.random.RandomState(low).randint(low, low + 128, size=900, dtype=np.uint8)
+    (base / name).write_bytes(values.tobytes())
+    out.append(write_shards(str(base / name), "train", LENGTH, str(base / "data"),
+                            records_per_shard=16))
+  return out
+
+
+def test_a_mixture_draws_its_weights_exactly_in_each_block_of_4096_windows(two_corpora):
+  low, high = (m["dir"] for m in two_corpora)
+  mixed = windows_of(batches(make_input_fn({low: 0.3, high: 0.7}, LENGTH, training=True,
+                                           seed=4), 64, 128))  # 2 blocks
+  for block in (mixed[:4096], mixed[4096:]):
+    assert sum(w[0] < 128 for w in block) == round(0.3 * 4096)
+  # Each corpus's windows come in the order that corpus has on its own (the first
+  # corpus's order is keyed as a single corpus's is).
+  alone = windows_of(batches(make_input_fn(low, LENGTH, training=True, seed=4), 64, 20))
+  from_low = [w for w in mixed if w[0] < 128]
+  assert len(from_low) > len(alone) and from_low[:len(alone)] == alone
+
+
+def test_a_resumed_mixture_continues_the_mixed_order(two_corpora):
+  def run(start_step, steps):
+    return windows_of(batches(make_input_fn(
+        {two_corpora[0]["dir"]: 1, two_corpora[1]["dir"]: 3}, LENGTH, training=True,
+        seed=9, start_step=start_step), 100, steps))
+  unresumed = run(0, 90)  # 9,000 windows: blocks of 4,096 and epochs of 99 windows
+  for start in (3, 41, 77):
+    assert run(start, 90 - start) == unresumed[100 * start:]
