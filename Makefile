@@ -127,7 +127,7 @@ bench-data: $(STAMP)
 	$(BIN)/mtfzoo bench --prepare --gin_file gin/models/transformer.gin | tee bench/data.json
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs report bench recall *.egg-info

@@ -29,6 +29,6 @@ setuptools.setup(
     py_modules=["mtf_compat", "cli"],
     data_files=[],
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0"]},
     entry_points={"console_scripts": ["mtfzoo = cli:main"]},
 )

@@ -48,6 +48,7 @@ class HostSideTPUEstimator:
           finite = math.isfinite(loss)
           session.run(host_ops, {
               outfeed["step"]: step, outfeed["loss"]: loss,
+              outfeed["cross_entropy"]: loss, outfeed["z_loss"]: 0.0,
               outfeed["grad_norm"]: 1.0, outfeed["learning_rate"]: 1e-3,
               outfeed["skipped_steps"]: 0.0 if finite else 1.0,
               outfeed["finite"]: float(finite)})
@@ -57,7 +58,8 @@ class HostSideTPUEstimator:
 
   def evaluate(self, input_fn, steps):
     del input_fn, steps
-    return {"loss": 2.0, "global_step": loop.checkpoints.latest_step(self.model_dir)}
+    return {"loss": 2.0, "cross_entropy": 2.0, "bpc": 2.0 / math.log(2.0),
+            "z_loss": 0.0, "global_step": loop.checkpoints.latest_step(self.model_dir)}
 
 
 @pytest.fixture
