@@ -47,14 +47,7 @@ class LinearAttention:
     v = mtf.replace_dimensions(v, d_head, d_value)
     ones = mtf.ones(x.mesh, v.shape.resize_dimension("d_value", 1), v.dtype)
     v = mtf.concat([v, ones], "d_value")
-    if context.decoding:
-      o, state = linear_recurrence.step(context.carried(), q, k, v, None)
-      context.carry(state)
-    else:
-      o = linear_recurrence.causal_sum(q, k, v, None, context, self.chunk_size)
-      if context.prefilling:
-        context.carry(linear_recurrence.state_before(context.first_step, k, v, None,
-                                                     context))
+    o = linear_recurrence.mix(q, k, v, None, context, self.chunk_size)
     numerator = mtf.slice(o, 0, d_value.size, "d_value")
     normaliser = mtf.reduce_sum(mtf.slice(o, d_value.size, 1, "d_value"),
                                 reduced_dim=mtf.Dimension("d_value", 1))

@@ -100,3 +100,17 @@ def step(state, q, k, v, log_gamma):
   state += mtf.einsum([k, v], output_shape=state.shape)
   d_head = q.shape.get_dim_by_name("d_head")
   return mtf.einsum([q, state], reduced_dims=[d_head]), state
+
+
+def mix(q, k, v, log_gamma, context, chunk_size=None):
+  """o in whichever form the context asks for: one recurrent step from the carried
+  state when decoding, else the whole window (causal_sum), carrying the state of the
+  positions before the first decoded one when this is a prefill."""
+  if context.decoding:
+    o, state = step(context.carried(), q, k, v, log_gamma)
+    context.carry(state)
+    return o
+  o = causal_sum(q, k, v, log_gamma, context, chunk_size)
+  if context.prefilling:
+    context.carry(state_before(context.first_step, k, v, log_gamma, context))
+  return o

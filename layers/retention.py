@@ -55,14 +55,7 @@ class Retention:
     v = project_to_heads(x, context, "v", heads, d_value)
     g = project_to_heads(x, context, "g", heads, d_value)
     log_gamma = log_decays(heads, x.mesh)
-    if context.decoding:
-      o, state = linear_recurrence.step(context.carried(), q, k, v, log_gamma)
-      context.carry(state)
-    else:
-      o = linear_recurrence.causal_sum(q, k, v, log_gamma, context, self.chunk_size)
-      if context.prefilling:
-        context.carry(linear_recurrence.state_before(context.first_step, k, v,
-                                                     log_gamma, context))
+    o = linear_recurrence.mix(q, k, v, log_gamma, context, self.chunk_size)
     y = mtf.swish(g) * rms_norm(o, d_value)
     return output_projection(mtf.replace_dimensions(y, d_value, d_head), context, heads,
                              d_head, d_model)
