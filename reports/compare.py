@@ -1,9 +1,15 @@
 """mtfzoo compare: training curves and a table from the metrics files of several runs.
 
 Reads only what a run writes for this purpose: metrics.jsonl (training steps),
-eval_metrics.jsonl (held-out evaluations) and run.json (sizes and memory), and the
-compressor and n-gram baselines (`mtfzoo baselines`) of the runs' corpus, from a run
-directory's baselines.json or a --baselines file, with the corpus from config.gin.
+eval_metrics.jsonl (held-out evaluations), run.json (sizes and memory) and, when a batch
+recorded it, cpu_time.jsonl; and the compressor and n-gram baselines (`mtfzoo
+baselines`) of the runs' corpus, from a run directory's baselines.json or a --baselines
+file, with the corpus from config.gin.
+
+Seeds: runs in directories named seed<k> under one experiment directory
+(docs/runs/mixer/seed0, .../seed1) are one experiment. An experiment of several seeds is
+drawn as its mean curve in a band from the lowest to the highest seed, and
+experiments.md gives its final held-out bpc as mean and min-max over the seeds.
 """
 import ast
 import dataclasses
@@ -25,6 +31,8 @@ from trainer.errors import UserError  # noqa: E402
 from trainer.run import Run  # noqa: E402
 
 RUN_INFO_FILE = "run.json"
+CPU_TIME_FILE = "cpu_time.jsonl"  # /usr/bin/time's record of the training command
+SEED_DIR = re.compile(r"^seed\d+$")
 X_AXES = (("step", "step"), ("tokens", "tokens seen"), ("wall_time", "wall time (s)"))
 # Baseline lines: dashed for a compressor alone, dotted given the training split.
 BASELINE_STYLE = {
@@ -48,9 +56,50 @@ def load_run(run_dir):
     with tf.io.gfile.GFile(info_path) as f:
       info = json.load(f)
   return {"name": os.path.basename(os.path.normpath(run_dir)),
+          "experiment": experiment_name(run_dir),
           "train": metrics.read_jsonl(path),
           "eval": metrics.read_jsonl(os.path.join(run_dir, metrics.EVAL_FILE)),
-          "info": info}
+          "info": info, "cpu_seconds": cpu_seconds(run_dir)}
+
+
+def experiment_name(run_dir):
+  """The experiment a run belongs to: the parent directory of a seed<k> directory,
+  else the run directory itself."""
+  parent, name = os.path.split(os.path.normpath(run_dir))
+  return os.path.basename(parent) if SEED_DIR.match(name) and parent else name
+
+
+def cpu_seconds(run_dir):
+  """User + system CPU seconds of the training command(s) that wrote the run, summed
+  over the lines of cpu_time.jsonl (a resumed run has one line per sitting); None when
+  the run has no such record."""
+  path = os.path.join(run_dir, CPU_TIME_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:  # time(1) may add a "Command exited..." line
+    records = [json.loads(line) for line in f if line.startswith("{")]
+  return sum(r["user_seconds"] + r["system_seconds"] for r in records) or None
+
+
+def experiments(runs):
+  """[(experiment name, [its runs])] in the order the runs were given."""
+  groups = {}
+  for run in runs:
+    groups.setdefault(run["experiment"], []).append(run)
+  return list(groups.items())
+
+
+def seed_band(group, key, axis):
+  """(x, mean, min, max) of `key` ('train' bpc or 'eval' eval_bpc) over the runs of a
+  group, at the steps every run recorded; x is the mean over the runs of the axis."""
+  field = "bpc" if key == "train" else "eval_bpc"
+  by_step = [{r["step"]: (x, r[field]) for x, r in
+              zip(x_values(run, run[key], axis), run[key])} for run in group]
+  steps = sorted(set.intersection(*(set(s) for s in by_step)))
+  xs = [[s[step][0] for s in by_step] for step in steps]
+  ys = [[s[step][1] for s in by_step] for step in steps]
+  return ([sum(x) / len(x) for x in xs], [sum(y) / len(y) for y in ys],
+          [min(y) for y in ys], [max(y) for y in ys])
 
 
 def diverged(run):
@@ -138,13 +187,24 @@ def plot(runs, out_dir, baselines=None):
   paths = []
   for axis, label in X_AXES:
     fig, (train_ax, eval_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for run in runs:
-      train_ax.plot(x_values(run, run["train"], axis), [r["bpc"] for r in run["train"]],
-                    label=run["name"], linewidth=1)
-      if run["eval"]:
-        eval_ax.plot(x_values(run, run["eval"], axis),
-                     [r["eval_bpc"] for r in run["eval"]], marker="o",
-                     label=run["name"])
+    for name, group in experiments(runs):
+      if len(group) == 1:
+        [run] = group
+        train_ax.plot(x_values(run, run["train"], axis),
+                      [r["bpc"] for r in run["train"]], label=run["name"], linewidth=1)
+        if run["eval"]:
+          eval_ax.plot(x_values(run, run["eval"], axis),
+                       [r["eval_bpc"] for r in run["eval"]], marker="o",
+                       label=run["name"])
+        continue
+      label = "%s (%d seeds)" % (name, len(group))
+      for ax, key, style in ((train_ax, "train", {"linewidth": 1}),
+                             (eval_ax, "eval", {"marker": "o"})):
+        x, mean, low, high = seed_band(group, key, axis)
+        if x:
+          [line] = ax.plot(x, mean, label=label, **style)
+          ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25,
+                          linewidth=0)
     if baselines:
       for ax in (train_ax, eval_ax):
         draw_baselines(ax, baselines)
@@ -166,31 +226,57 @@ def fmt(value, spec):
   return "-" if value is None else format(value, spec)
 
 
+def median(values):
+  return sorted(values)[len(values) // 2] if values else None
+
+
+def median_speed(run):
+  speeds = [r["tokens_per_sec"] for r in run["train"][1:]] or [
+      r["tokens_per_sec"] for r in run["train"]]
+  return median(speeds)
+
+
 def table(runs, baselines=()):
   """One row per run, then one per figure of each baseline record (bpc columns only)."""
   rows = ["| run | params | final held-out bpc | best held-out bpc | tokens/s | "
-          "peak memory (MB) | optimizer state (MB) | diverged |",
-          "|---|---:|---:|---:|---:|---:|---:|---|"]
+          "peak memory (MB) | optimizer state (MB) | CPU time (min) | diverged |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for run in runs:
     evals = [r["eval_bpc"] for r in run["eval"]]
-    speeds = [r["tokens_per_sec"] for r in run["train"][1:]] or [
-        r["tokens_per_sec"] for r in run["train"]]
     peak = max((r.get("peak_rss_bytes", 0) for r in run["train"]), default=0)
     info = run["info"]
-    rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+    rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         run["name"], fmt(info.get("params"), ","),
         fmt(evals[-1] if evals else None, ".3f"), fmt(min(evals) if evals else None,
                                                       ".3f"),
-        fmt(sorted(speeds)[len(speeds) // 2] if speeds else None, ",.0f"),
-        fmt(peak / 1e6 if peak else None, ".0f"),
+        fmt(median_speed(run), ",.0f"), fmt(peak / 1e6 if peak else None, ".0f"),
         fmt(info["optimizer_state_bytes"] / 1e6 if "optimizer_state_bytes" in info
             else None, ".2f"),
+        fmt(run["cpu_seconds"] / 60 if run["cpu_seconds"] else None, ".1f"),
         "yes" if diverged(run) else "no"))
   for record in baselines:
     for name in BASELINE_STYLE:
       if record.get(name) is not None:
-        rows.append("| %s [%s] | - | %.3f | %.3f | - | - | - | - |" % (
+        rows.append("| %s [%s] | - | %.3f | %.3f | - | - | - | - | - |" % (
             baseline_label(record, name), record["corpus"], record[name], record[name]))
+  return "\n".join(rows) + "\n"
+
+
+def experiments_table(runs):
+  """One row per experiment: its final held-out bpc as mean and min-max over its seeds
+  (the runs that have an evaluation), how many diverged, and mean CPU time."""
+  rows = ["| experiment | seeds | final held-out bpc: mean | min | max | "
+          "tokens/s (median) | CPU time per run (min) | diverged |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|"]
+  for name, group in experiments(runs):
+    finals = [run["eval"][-1]["eval_bpc"] for run in group if run["eval"]]
+    cpu = [run["cpu_seconds"] for run in group if run["cpu_seconds"]]
+    rows.append("| %s | %d | %s | %s | %s | %s | %s | %d |" % (
+        name, len(group), fmt(sum(finals) / len(finals) if finals else None, ".3f"),
+        fmt(min(finals, default=None), ".3f"), fmt(max(finals, default=None), ".3f"),
+        fmt(median([s for s in map(median_speed, group) if s is not None]), ",.0f"),
+        fmt(sum(cpu) / len(cpu) / 60 if cpu else None, ".1f"),
+        sum(diverged(run) for run in group)))
   return "\n".join(rows) + "\n"
 
 
@@ -204,7 +290,12 @@ def compare(run_dirs, out_dir, baseline_files=()):
   paths = plot(runs, out_dir, drawn)
   with tf.io.gfile.GFile(os.path.join(out_dir, "table.md"), "w") as f:
     f.write(table(runs, list(records.values())))
-  print("wrote %s and %s" % (", ".join(paths), os.path.join(out_dir, "table.md")))
+  written = paths + [os.path.join(out_dir, "table.md")]
+  if any(len(group) > 1 for _, group in experiments(runs)):
+    written.append(os.path.join(out_dir, "experiments.md"))
+    with tf.io.gfile.GFile(written[-1], "w") as f:
+      f.write(experiments_table(runs))
+  print("wrote %s" % ", ".join(written))
   if records and not drawn:
     print("baselines listed in table.md, not drawn: the runs are not all on one corpus "
           "that has baselines")

@@ -68,3 +68,62 @@ def test_compare_of_a_directory_without_metrics_exits_2_with_one_line(tmp_path, 
   assert result.stderr.startswith("mtfzoo compare: ")
   assert "not_a_run" in result.stderr and "metrics.jsonl" in result.stderr
   assert not out.exists()
+
+
+def write_run(run_dir, eval_bpcs, eval_every=10, cpu=None):
+  """A run's records as training writes them: a train step per step, an evaluation
+  every eval_every steps with the given held-out bpcs."""
+  run_dir.mkdir(parents=True)
+  steps = eval_every * len(eval_bpcs)
+  with open(run_dir / "metrics.jsonl", "w") as f:
+    for step in range(1, steps + 1):
+      f.write(json.dumps({"step": step, "loss": 2.0, "bpc": 3.0 - step / steps,
+                          "tokens_per_sec": 1000.0 + step,
+                          "wall_time": 100.0 + step}) + "\n")
+  with open(run_dir / "eval_metrics.jsonl", "w") as f:
+    for i, bpc in enumerate(eval_bpcs):
+      f.write(json.dumps({"step": eval_every * (i + 1), "eval_bpc": bpc,
+                          "wall_time": 100.0 + eval_every * (i + 1)}) + "\n")
+  (run_dir / "run.json").write_text(json.dumps({"params": 1234, "batch_size": 2,
+                                                "sequence_length": 8}))
+  if cpu is not None:  # two sittings, and the line time(1) adds after a failure
+    (run_dir / "cpu_time.jsonl").write_text(
+        "Command exited with non-zero status 1\n" + "".join(
+            json.dumps({"user_seconds": u, "system_seconds": s, "wall_seconds": 1.0})
+            + "\n" for u, s in cpu))
+
+
+def test_seeds_of_an_experiment_become_one_row_with_mean_and_spread(tmp_path):
+  """experiments.md: final held-out bpc mean and min-max over an experiment's seed<k>
+  runs, computed here with numpy from the records; CPU time summed over sittings; a
+  single run is an experiment of one seed. The plots draw the seed band."""
+  from reports import compare
+  finals = {"mixer": [2.31, 2.12, 2.47], "gmlp": [2.05]}
+  cpu = [(100.0, 20.0), (50.0, 10.0)]
+  dirs = []
+  for name, values in finals.items():
+    for seed, final in enumerate(values):
+      dirs.append(tmp_path / "runs" / name / ("seed%d" % seed))
+      write_run(dirs[-1], [3.0 + seed, final], cpu=cpu)
+  out = tmp_path / "report"
+  compare.compare([str(d) for d in dirs], str(out))
+
+  header, rows = table_rows(out / "experiments.md")
+  assert header[:5] == ["experiment", "seeds", "final held-out bpc: mean", "min",
+                        "max"]
+  assert [row[0] for row in rows] == list(finals)
+  for row, values in zip(rows, finals.values()):
+    assert int(row[1]) == len(values)
+    assert [float(c) for c in row[2:5]] == pytest.approx(
+        [np.mean(values), np.min(values), np.max(values)], abs=5e-4)
+    assert float(row[6]) == pytest.approx((120.0 + 60.0) / 60, abs=0.05)
+  run_header, run_rows = table_rows(out / "table.md")
+  assert [row[0] for row in run_rows] == ["mixer/seed0", "mixer/seed1", "mixer/seed2",
+                                          "gmlp/seed0"]
+  assert float(run_rows[1][run_header.index("CPU time (min)")]) == pytest.approx(3.0)
+
+  runs = [compare.load_run(str(d)) for d in dirs[:3]]
+  x, mean, low, high = compare.seed_band(runs, "eval", "step")
+  assert x == [10, 20]
+  assert mean == pytest.approx([np.mean([3.0, 4.0, 5.0]), np.mean(finals["mixer"])])
+  assert (low, high) == ([3.0, min(finals["mixer"])], [5.0, max(finals["mixer"])])
