@@ -63,7 +63,17 @@ sm3_sweep:
 # CLAIMS_REPORT. About 30 minutes per run on 2 cores. A quick check of the target:
 #   make claims CLAIMS=transformer SEEDS=0 CLAIMS_PARAMS="run.train_steps=20 run.eval_every=10" \
 #     CLAIMS_RUNS=/tmp/c/runs CLAIMS_OUT=/tmp/c/docs CLAIMS_REPORT=/tmp/c/report
-CLAIMS ?= transformer shared_attention mixer mixer_heads gmlp gmlp_tanh transformer_sm3
+# The batches of gin/experiments/long/, in the order they are run (pass one as CLAIMS):
+#   the main comparison (3 seeds), the newer families' table (3 seeds), the single-seed
+#   claims, and the stability pushes (push/: 1500 steps at 10x and 30x the lr, unclipped).
+CLAIMS_MAIN = transformer shared_attention mixer mixer_heads gmlp gmlp_tanh transformer_sm3
+CLAIMS_NEW = linear_attention retention hyena local_attention transformer_rotary \
+  transformer_alibi
+CLAIMS_MORE = transformer_deep mixer_deep transformer_rezero mixer_rezero adam_beta2_0.95 \
+  clip_0.3 clip_1 agc_0.003 transformer_sm3_lr0.003 transformer_sm3_lr0.03
+CLAIMS_PUSH = $(foreach m,transformer mixer gmlp gmlp_tanh,push/$(m)_lr0.02 push/$(m)_lr0.06) \
+  push/transformer_clip0.3_lr0.02 push/transformer_sm3_lr0.1 push/transformer_sm3_lr0.3
+CLAIMS ?= $(CLAIMS_MAIN)
 SEEDS ?= 0 1 2
 CLAIMS_PARAMS ?=
 CLAIMS_RUNS ?= runs/claims

@@ -23,6 +23,39 @@ def mtfzoo(*args, check=True, timeout=600):
   return result
 
 
+# Many `mtfzoo` commands in one process through the console script's entry point
+# (cli:main): they share one TensorFlow import and start-up, which cost more than a
+# tiny run. Each command's exit status and stdout go to a JSON file.
+RUN_MANY = """
+import contextlib, io, json, sys
+from absl import flags
+import cli
+results = []
+for argv in json.loads(sys.argv[1]):
+  flags.FLAGS.unparse_flags()
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    code = cli.main(["mtfzoo"] + argv)
+  results.append({"argv": argv, "code": code, "stdout": out.getvalue()})
+with open(sys.argv[2], "w") as f:
+  json.dump(results, f)
+"""
+
+
+def mtfzoo_many(argvs, results_path, timeout=1800):
+  """Runs `mtfzoo argv` for every argv, in order, in one process (a failing command
+  does not stop the next); returns [{"argv", "code", "stdout"}] in the same order."""
+  argvs = [[str(a) for a in argv] for argv in argvs]
+  result = subprocess.run([sys.executable, "-c", RUN_MANY, json.dumps(argvs),
+                           str(results_path)], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+  if result.returncode != 0:
+    raise AssertionError("mtfzoo_many failed (%d):\n%s"
+                         % (result.returncode, result.stderr[-3000:]))
+  with open(results_path) as f:
+    return json.load(f)
+
+
 def gin_params(*bindings):
   args = []
   for b in list(TINY) + list(bindings):
@@ -30,9 +63,13 @@ def gin_params(*bindings):
   return args
 
 
+def train_argv(model_dir, *bindings, gin_file="gin/models/transformer.gin"):
+  return ["train", "--gin_file", gin_file, "--model_dir", model_dir,
+          *gin_params(*bindings)]
+
+
 def train(model_dir, *bindings, gin_file="gin/models/transformer.gin", check=True):
-  return mtfzoo("train", "--gin_file", gin_file, "--model_dir", model_dir,
-                *gin_params(*bindings), check=check)
+  return mtfzoo(*train_argv(model_dir, *bindings, gin_file=gin_file), check=check)
 
 
 def write_corpus(path, repeats=60):

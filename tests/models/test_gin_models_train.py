@@ -51,13 +51,15 @@ def data_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("shakespeare_shards")
 
 
-def train_and_check_it_uses_context(run, model_file, data_dir, thresholds,
-                                    *bindings):
-  """Trains; the training loss starts at ln 256, ends below the order-0 entropy, and
-  the held-out loss is below the order-1 cross-entropy."""
+def train_argv(run, model_file, data_dir, *bindings):
+  return cli.train_argv(run, *BINDINGS, "run.data_dir = '%s'" % data_dir, *bindings,
+                        gin_file="gin/models/" + model_file)
+
+
+def check_it_uses_context(run, thresholds):
+  """The training loss starts at ln 256 and ends below the order-0 entropy, and the
+  held-out loss is below the order-1 cross-entropy."""
   order_0, order_1 = thresholds
-  cli.train(run, *BINDINGS, "run.data_dir = '%s'" % data_dir, *bindings,
-            gin_file="gin/models/" + model_file)
   losses = [r["loss"] for r in cli.metrics(run)]
   assert len(losses) == 600
   assert losses[0] == pytest.approx(math.log(256), abs=0.1)
@@ -80,19 +82,49 @@ CHANGED = TEXT[:K] + "#" + TEXT[K + 1:]
 assert len(TEXT.encode()) == SEQUENCE_LENGTH + 1 and TEXT[K] != "#"
 
 
-def score(run, text):
-  return json.loads(cli.mtfzoo("score", "--model_dir", run, "--text", text).stdout)
+BLIND = "context_blind"  # the Transformer with the identity as token mixer
+
+
+@pytest.fixture(scope="module")
+def runs(data_dir, tmp_path_factory):
+  """Trains every model (and the context-blind one) and scores TEXT and CHANGED with
+  it, all in one process: {name: (run dir, [train, score TEXT, score CHANGED] results)}.
+  """
+  base = tmp_path_factory.mktemp("models")
+  argvs, names = [], []
+  for name in MODEL_FILES + [BLIND]:
+    run = base / name
+    bindings = CONTEXT_BLIND if name == BLIND else []
+    argvs += [train_argv(run, "transformer.gin" if name == BLIND else name, data_dir,
+                         *bindings),
+              ["score", "--model_dir", run, "--text", TEXT],
+              ["score", "--model_dir", run, "--text", CHANGED]]
+    names.append((name, run))
+  results = cli.mtfzoo_many(argvs, base / "results.json")
+  return {name: (run, results[3 * i:3 * i + 3]) for i, (name, run) in enumerate(names)}
+
+
+def trained(runs, name):
+  """The run directory of a model whose training exited 0."""
+  run, (training, _, _) = runs[name]
+  assert training["code"] == 0, training
+  return run
+
+
+def scores(runs, name):
+  _, (_, a, b) = runs[name]
+  assert a["code"] == 0 and b["code"] == 0, (a, b)
+  return json.loads(a["stdout"]), json.loads(b["stdout"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_file", MODEL_FILES)
 def test_model_trains_on_shakespeare_uses_context_and_scores_causally(
-    model_file, data_dir, thresholds, tmp_path):
-  run = tmp_path / "run"
-  train_and_check_it_uses_context(run, model_file, data_dir, thresholds)
+    model_file, runs, data_dir, thresholds):
+  check_it_uses_context(trained(runs, model_file), thresholds)
   assert "shakespeare-train-L%d" % SEQUENCE_LENGTH in os.listdir(data_dir)
 
-  a, b = score(run, TEXT), score(run, CHANGED)
+  a, b = scores(runs, model_file)
   for s in (a, b):
     assert s["bytes"] == len(TEXT) and len(s["log2_probs"]) == len(TEXT) - 1
     assert all(math.isfinite(x) and x <= 0 for x in s["log2_probs"])
@@ -106,14 +138,12 @@ def test_model_trains_on_shakespeare_uses_context_and_scores_causally(
 
 
 @pytest.mark.slow
-def test_a_context_blind_model_fails_the_context_check(data_dir, thresholds,
-                                                       tmp_path):
+def test_a_context_blind_model_fails_the_context_check(runs, thresholds):
   """The check above can fail: the Transformer with the identity as token mixer trains
   (below order 0) but stays above the order-1 cross-entropy on held-out bytes."""
-  run = tmp_path / "run"
+  run = trained(runs, BLIND)
   with pytest.raises(AssertionError):
-    train_and_check_it_uses_context(run, "transformer.gin", data_dir, thresholds,
-                                    *CONTEXT_BLIND)
+    check_it_uses_context(run, thresholds)
   order_0, order_1 = thresholds
   losses = [r["loss"] for r in cli.metrics(run)]
   assert len(losses) == 600 and np.mean(losses[-20:]) < order_0  # it did learn

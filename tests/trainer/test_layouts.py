@@ -1,6 +1,5 @@
 """Mesh layouts: the same losses on every CPU layout, clear errors for bad layouts, and
 the TPU pieces (SIMD mesh, variable placement, RunConfig) built on CPU."""
-import json
 import os
 import subprocess
 import sys
@@ -27,19 +26,6 @@ STEPS = 3
 MODEL_FILES = sorted(f[:-len(".gin")] for f in os.listdir(os.path.join(cli.REPO, "gin",
                                                                          "models"))
                      if f.endswith(".gin"))
-
-# `mtfzoo train` run many times in one process through the console script's entry point
-# (cli:main), so the 16 runs share one TensorFlow import.
-TRAIN_MANY = """
-import json, sys
-from absl import flags
-import cli
-codes = []
-for argv in json.loads(sys.argv[1]):
-  flags.FLAGS.unparse_flags()
-  codes.append(cli.main(["mtfzoo"] + argv))
-print("exit codes: " + json.dumps(codes))
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -72,12 +58,8 @@ def layout_runs(tmp_path_factory):
                              "run.train_steps = %d" % STEPS,
                              "run.steps_per_checkpoint = 1000", "run.eval_steps = 1")
       runs.append(argv)
-  result = subprocess.run([sys.executable, "-c", TRAIN_MANY, json.dumps(runs)],
-                          capture_output=True, text=True, cwd=cli.REPO, timeout=900)
-  codes_line = [l for l in result.stdout.splitlines() if l.startswith("exit codes: ")]
-  assert result.returncode == 0 and codes_line, result.stderr[-3000:]
-  assert json.loads(codes_line[0][len("exit codes: "):]) == [0] * len(runs), (
-      result.stderr[-3000:])
+  results = cli.mtfzoo_many(runs, base / "results.json")  # one TensorFlow import
+  assert [r["code"] for r in results] == [0] * len(runs)
   return base
 
 
