@@ -50,6 +50,7 @@ class GPT:
     """
     d_model = context.dims["d_model"]
     vocab = context.dims["vocab"]
+    context.losses = []  # those of this pass alone (see added_loss)
     init = variables.normal_initializer(self.embedding_stddev)
     embedding = variables.variable(context, "byte_embedding", [vocab, d_model], init,
                                    variables.EMBEDDING)
@@ -106,6 +107,14 @@ class GPT:
     z_term = self.z_loss * mtf.reduce_mean(mtf.square(log_z)) if self.z_loss else (
         mtf.zeros_like(cross_entropy))
     return cross_entropy, z_term
+
+  def added_loss(self, context):
+    """The sum of the losses the layers added (context.add_loss) in the last `logits`
+    call: a mixture of experts' load-balancing losses, weights included; 0 without.
+    Optimised with the cross-entropy and z-term, never counted in a reported bpc."""
+    if not context.losses:
+      return mtf.zeros(context.mesh, mtf.Shape([]))
+    return mtf.add_n(context.losses)
 
   def loss(self, logits, targets, context, weights=None):
     """The optimised loss: cross-entropy + z_loss · mean(logsumexp²), in nats."""
