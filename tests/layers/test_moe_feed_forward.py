@@ -224,7 +224,7 @@ def test_dp2_ep2_gives_the_losses_and_gradients_of_one_device():
   split_ce, split_balance, split_grads, split = optimised_loss_and_gradients(
       mesh_shape, layout)
   assert {"batch", "experts"} <= split  # the layout really splits the experts
-  assert balance > 0.02  # 0.01 per block at best (2 blocks): the term is present
+  assert balance > 0  # the term is present (0.01 · E² · mean(density · proxy) a block)
   np.testing.assert_allclose(split_ce, ce, rtol=1e-5)
   np.testing.assert_allclose(split_balance, balance, rtol=1e-5)
   assert split_grads.keys() == grads.keys()
