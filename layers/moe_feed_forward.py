@@ -22,7 +22,7 @@ def capacity(length, num_experts, capacity_factor):
 def route(router_logits, experts):
   """(probs, gates, first, requests), float32 [.., experts]: softmax of the logits; g1
   at e1 and g2 at e2 (renormalised) and 0 elsewhere; the one-hot of e1; the one-hots of
-  e1 and e2 (ties go to the last expert, as mtf.top_1 breaks them)."""
+  e1 and e2."""
   probs = mtf.softmax(router_logits, experts)
   gate_1, index_1 = mtf.top_1(probs, experts)
   first = mtf.one_hot(index_1, experts, dtype=tf.float32)
@@ -48,7 +48,7 @@ class MoEFeedForward:
   2017; Lepikhin et al. 2020, GShard; mtf's transformer/moe.py `_top_2_gating`).
 
     g = softmax(x W_router) over experts;  e1 = argmax g,  e2 = argmax of g without e1
-    g1, g2 = g[e1], g[e2] / (g[e1] + g[e2] + 1e-9)                 (renormalised, as mtf)
+    (g1, g2) = (g[e1], g[e2]) / (g[e1] + g[e2] + 1e-9)            (renormalised, as mtf)
     y = g1 · keep1 · FF_e1(x) + g2 · keep2 · FF_e2(x),   FF_e(x) = act(x W_in[e]) W_out[e]
 
   Capacity: expert e takes C = capacity(L, E, factor) requests per sequence, in position
@@ -62,6 +62,7 @@ class MoEFeedForward:
 
   Load-balancing loss (train only), per sequence s and expert e, before capacity:
     density[s, e] = mean over positions of [e1 = e],  proxy[s, e] = mean of g[e]
+                                                   (g: the softmax, before top-2)
     balance = balance_loss · E² · mean over (s, e) of density · proxy
   It is 1 · balance_loss for uniform router logits (proxy = 1/E, Σ_e density = 1) and
   for perfectly balanced routing; it is added through `context.add_loss`.
