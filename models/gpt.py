@@ -65,7 +65,7 @@ class GPT:
       context.layer_index = i
       with tf.variable_scope("block_%d" % i):
         if self.recompute_blocks and context.train:
-          x = mtf.recompute_grad(lambda x: self.block(x, context), [x])
+          x = self.recomputed_block(x, context)
         else:
           x = self.block(x, context)
     with tf.variable_scope("final_norm"):
@@ -78,6 +78,23 @@ class GPT:
     """Whether decoding may run past `length` from the layers' states: no position
     table, and a token mixer whose decoding state does not grow with the position."""
     return self.positions == "none" and getattr(self.token_mixer, "recurrent", False)
+
+  def recomputed_block(self, x, context):
+    """The block under mtf.recompute_grad. Tensors made inside it cannot be used
+    outside, so the losses its layers add leave it as outputs too."""
+
+    def block(x):
+      start = len(context.losses)
+      y = self.block(x, context)
+      added = context.losses[start:]
+      del context.losses[start:]  # the backward pass's recomputation adds them again
+      return tuple([y] + added) if added else y
+
+    outputs = mtf.recompute_grad(block, [x])
+    if isinstance(outputs, mtf.Tensor):
+      return outputs
+    context.losses.extend(outputs[1:])
+    return outputs[0]
 
   def block(self, x, context):
     x = self.residual()(x, self.token_mixer(), context, "token_mixing")
