@@ -61,10 +61,16 @@ class Context:
     self.memories_in = None  # decoding: the memories after the previous step
     self.memories = None     # prefill and decoding: the memories of this call
     self.first_step = 0      # prefill: the position the first decoding step runs at
+    self.losses = []         # scalars the layers add to the optimised loss (add_loss)
 
   @property
   def train(self):
     return self.mode == TRAIN
+
+  def add_loss(self, loss):
+    """A scalar a layer asks to be optimised besides the cross-entropy (a mixture of
+    experts' load-balancing loss); GPT.logits starts every forward pass with none."""
+    self.losses.append(loss)
 
   def dim(self, name, size=None):
     """The named dimension, or a new one of that name with another size."""

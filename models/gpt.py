@@ -50,6 +50,7 @@ class GPT:
     """
     d_model = context.dims["d_model"]
     vocab = context.dims["vocab"]
+    context.losses = []  # those of this pass alone (see added_loss)
     init = variables.normal_initializer(self.embedding_stddev)
     embedding = variables.variable(context, "byte_embedding", [vocab, d_model], init,
                                    variables.EMBEDDING)
@@ -64,7 +65,7 @@ class GPT:
       context.layer_index = i
       with tf.variable_scope("block_%d" % i):
         if self.recompute_blocks and context.train:
-          x = mtf.recompute_grad(lambda x: self.block(x, context), [x])
+          x = self.recomputed_block(x, context)
         else:
           x = self.block(x, context)
     with tf.variable_scope("final_norm"):
@@ -77,6 +78,23 @@ class GPT:
     """Whether decoding may run past `length` from the layers' states: no position
     table, and a token mixer whose decoding state does not grow with the position."""
     return self.positions == "none" and getattr(self.token_mixer, "recurrent", False)
+
+  def recomputed_block(self, x, context):
+    """The block under mtf.recompute_grad. Tensors made inside it cannot be used
+    outside, so the losses its layers add leave it as outputs too."""
+
+    def block(x):
+      start = len(context.losses)
+      y = self.block(x, context)
+      added = context.losses[start:]
+      del context.losses[start:]  # the backward pass's recomputation adds them again
+      return tuple([y] + added) if added else y
+
+    outputs = mtf.recompute_grad(block, [x])
+    if isinstance(outputs, mtf.Tensor):
+      return outputs
+    context.losses.extend(outputs[1:])
+    return outputs[0]
 
   def block(self, x, context):
     x = self.residual()(x, self.token_mixer(), context, "token_mixing")
@@ -106,6 +124,14 @@ class GPT:
     z_term = self.z_loss * mtf.reduce_mean(mtf.square(log_z)) if self.z_loss else (
         mtf.zeros_like(cross_entropy))
     return cross_entropy, z_term
+
+  def added_loss(self, context):
+    """The sum of the losses the layers added (context.add_loss) in the last `logits`
+    call: a mixture of experts' load-balancing losses, weights included; 0 without.
+    Optimised with the cross-entropy and z-term, never counted in a reported bpc."""
+    if not context.losses:
+      return mtf.zeros(context.mesh, mtf.Shape([]))
+    return mtf.add_n(context.losses)
 
   def loss(self, logits, targets, context, weights=None):
     """The optimised loss: cross-entropy + z_loss · mean(logsumexp²), in nats."""

@@ -15,6 +15,7 @@ import time
 import gin
 import numpy as np
 
+from layers import moe_feed_forward
 from models import sampling
 from models.gpt import GPT
 from mtf_compat import mtf, tf
@@ -82,6 +83,13 @@ def contraction_flops(settings, batch):
   masks zero half of every n x n product but the matmuls still compute it, so it is
   counted. The embedding lookup, a one-hot einsum in mtf, is not model arithmetic and
   is left out, as are elementwise operations.
+
+  A mixture of experts (layers/moe_feed_forward.py) counts its router x·W_router [d, E]
+  (2dE) and the work of the two experts each token is routed to, 2 · (2df + 2fd) with
+  f = the experts' d_ff, not that of all E experts: its expert einsums run over E·C
+  capacity slots per sequence and are scaled to the 2n requests a sequence makes. The
+  routing bookkeeping (slots, dispatch, combine: gathers and scatters written as
+  matmuls) is left out like the embedding's one-hot.
   """
   with tf.Graph().as_default():
     graph = mtf.Graph()
@@ -94,9 +102,16 @@ def contraction_flops(settings, batch):
       continue
     if any(isinstance(x.operation, mtf.OneHotOperation) for x in op.inputs):
       continue
+    if "/%s/" % moe_feed_forward.ROUTING in "/" + op.name:
+      continue
     dims = set(d for x in op.inputs for d in x.shape.dims)
     if dims - set(op.outputs[0].shape.dims):  # contracts something
-      total += 2 * int(np.prod([d.size for d in dims]))
+      sizes = {d.name: d.size for d in dims}
+      routed = 1.0
+      if "expert_capacity" in sizes:  # E·C slots per sequence hold its top-k requests
+        routed = (moe_feed_forward.TOP_K * settings.sequence_length
+                  / (sizes["experts"] * sizes["expert_capacity"]))
+      total += 2 * int(np.prod(list(sizes.values()))) * routed
   tokens = batch * settings.sequence_length
   return 3 * total / tokens
 
@@ -249,6 +264,9 @@ COLUMNS = [  # (header, format of a record r and the first record base)
     ("params", lambda r, base: f"{r['params']:,}"),
     ("tokens/s", lambda r, base: "%.0f" % r["tokens_per_sec"]),
     ("× {base}", lambda r, base: "%.2f" % (r["tokens_per_sec"] / base["tokens_per_sec"])),
+    ("training MFLOPs per token",
+     lambda r, base: "%.2f" % (r["flops_per_token"] / 1e6)
+     if "flops_per_token" in r else "–"),
     ("MFU", lambda r, base: "%.2f" % r["mfu"]),
     ("peak RSS (MB)", lambda r, base: "%.0f" % (r["peak_rss_bytes"] / 1e6)),
     ("× {base}", lambda r, base: "%.2f" % (r["peak_rss_bytes"] / base["peak_rss_bytes"])),

@@ -113,9 +113,10 @@ class MetricsHook(tf.estimator.SessionRunHook, tf.estimator.CheckpointSaverListe
       self.last_step, self.last_time = self.step, now
       self.records.append({
           "step": self.step,
-          "loss": float(values["loss"]),  # optimised: cross-entropy + z-term
+          "loss": float(values["loss"]),  # optimised: cross-entropy + z + balance
           "bpc": float(values["cross_entropy"]) / math.log(2.0),
           "z_loss": float(values["z_loss"]),
+          "balance_loss": float(values["balance_loss"]),
           "learning_rate": float(values["learning_rate"]),
           "grad_norm": float(values["grad_norm"]),
           "tokens_per_sec": tokens_per_sec,

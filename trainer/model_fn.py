@@ -44,9 +44,11 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
   scheduled learning rate and the update, skipped when the loss or gradient norm is
   not finite.
 
-  Returns (loss, cross_entropy, z_loss, update_ops, grad_norm, learning_rate, finite,
-  optimizer), mtf objects: loss = cross_entropy + z_loss is what is optimised; bpc is
-  reported from cross_entropy alone.
+  Returns (loss, cross_entropy, z_loss, balance_loss, update_ops, grad_norm,
+  learning_rate, finite, optimizer), mtf objects: loss = cross_entropy + z_loss +
+  balance_loss is what is optimised (balance_loss: the layers' added losses,
+  GPT.added_loss, 0 without a mixture of experts); bpc is reported from cross_entropy
+  alone.
   """
   mesh = context.mesh
   poison = None
@@ -60,12 +62,14 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
     cross_entropy, z_term = model.loss_terms(
         model.logits(features["inputs"], context), features["targets"], context,
         features.get("weights"))
+    balance = model.added_loss(context)
     if poison is not None:
       cross_entropy *= poison
     # Microbatch losses and gradients are summed: scale so the sum is the mean.
     scale = 1.0 / settings.microbatches
-    return {"loss": (cross_entropy + z_term) * scale,
-            "cross_entropy": cross_entropy * scale, "z_loss": z_term * scale}
+    return {"loss": (cross_entropy + z_term + balance) * scale,
+            "cross_entropy": cross_entropy * scale, "z_loss": z_term * scale,
+            "balance_loss": balance * scale}
 
   features = {"inputs": inputs, "targets": targets}
   if weights is not None:  # a synthetic task's answer positions: the loss reads these
@@ -86,8 +90,8 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
   finite = mtf.logical_and(is_finite(loss), is_finite(grad_norm))
   optimizer = settings.optimizer(learning_rate=learning_rate)
   update_ops = optimizer.apply_grads(grads, variables, apply_if=finite)
-  return (loss, outputs["cross_entropy"], outputs["z_loss"], update_ops, grad_norm,
-          learning_rate, finite, optimizer)
+  return (loss, outputs["cross_entropy"], outputs["z_loss"], outputs["balance_loss"],
+          update_ops, grad_norm, learning_rate, finite, optimizer)
 
 
 def make_model_fn(settings, model_dir, extra_hooks=()):
@@ -116,8 +120,8 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
     weights = (mtf.import_tf_tensor(mesh, features["weights"], token_shape)
                if "weights" in features else None)
     if mode == tf.estimator.ModeKeys.TRAIN:
-      (loss, cross_entropy, z_term, update_ops, grad_norm, learning_rate, finite,
-       _) = train_graph(settings, model, context, inputs, targets, global_step, weights)
+      (loss, cross_entropy, z_term, balance_loss, update_ops, grad_norm, learning_rate,
+       finite, _) = train_graph(settings, model, context, inputs, targets, global_step, weights)
     else:
       logits = model.logits(inputs, context)
       cross_entropy, z_term = model.loss_terms(logits, targets, context, weights)
@@ -165,6 +169,7 @@ def make_model_fn(settings, model_dir, extra_hooks=()):
       train_op = tf.group(step, skipped_now)
     tensors = {"step": step, "loss": tf_loss, "cross_entropy": tf_cross_entropy,
                "z_loss": tf_z_loss,
+               "balance_loss": lowering.export_to_tf_tensor(balance_loss),
                "grad_norm": lowering.export_to_tf_tensor(grad_norm),
                "learning_rate": lowering.export_to_tf_tensor(learning_rate),
                "finite": tf_finite, "skipped_steps": skipped_now}

@@ -7,9 +7,9 @@ import numpy as np
 from mtf_compat import tf
 
 # "loss" is the optimised total; "bpc" is written from "cross_entropy" alone and the
-# z-term has its own scalar ("z_loss").
-SUMMARIZED = ("loss", "cross_entropy", "z_loss", "grad_norm", "learning_rate",
-              "skipped_steps")
+# z-term and the experts' balance loss have their own scalars.
+SUMMARIZED = ("loss", "cross_entropy", "z_loss", "balance_loss", "grad_norm",
+              "learning_rate", "skipped_steps")
 RECORDED = SUMMARIZED + ("finite",)
 
 

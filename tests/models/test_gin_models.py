@@ -34,6 +34,7 @@ TOKEN_MIXER_VARIABLES = {
     "base": ATTENTION, "transformer": ATTENTION, "transformer_rezero": ATTENTION,
     "shared_attention": {"map"},
     "mixer": MIXER, "mixer_heads": MIXER, "mixer_rezero": {"w1", "w2"},
+    "transformer_moe": ATTENTION, "mixer_moe": MIXER,
     "gmlp": GMLP, "gmlp_tanh": GMLP,
     "synthesizer_dense": {"w1", "w2", "v", "o"},
     "synthesizer_random": {"r", "v", "o"},

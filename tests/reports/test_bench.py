@@ -45,6 +45,21 @@ def test_gmlp_flops_count_its_spatial_map_over_half_the_hidden_units():
   assert bench.contraction_flops(settings("gmlp"), BATCH) == expected
 
 
+def test_moe_flops_count_the_router_and_the_two_routed_experts_only():
+  """transformer_moe.gin: 4 experts of d_ff 256; per token a block computes attention's
+  4d² projections, the router (d·E) and the two experts a byte is routed to (2·2·d·f),
+  whatever the capacity factor: not all E experts, not the capacity's empty slots,
+  not the dispatch and combine gathers."""
+  experts, d_ff = 4, 256
+  matmul_weights = L * (4 * D * D + D * experts + 2 * 2 * D * d_ff) + D * V
+  expected = 6 * matmul_weights + 3 * L * 2 * 2 * N * D
+  for factor in (1.0, 2.0, 3.0):
+    flops = bench.contraction_flops(
+        settings("transformer_moe", "MoEFeedForward.capacity_factor = %r" % factor),
+        BATCH)
+    assert flops == pytest.approx(expected, rel=1e-12), factor
+
+
 def test_match_params_picks_the_d_model_with_the_nearest_parameter_count():
   target = model_summary.summarize(settings("transformer")).params
   gin.clear_config()
@@ -70,7 +85,7 @@ def test_match_params_keeps_d_model_when_no_size_comes_close(capsys):
 
 def test_markdown_table_has_a_row_per_record_and_the_sm3_state_ratio():
   record = {"model": "transformer", "d_model": 32, "params": 1000,
-            "tokens_per_sec": 200.0, "mfu": 0.5, "peak_rss_bytes": 1e9,
+            "tokens_per_sec": 200.0, "mfu": 0.5, "flops_per_token": 5.5e6, "peak_rss_bytes": 1e9,
             "activation_bytes": 1e8, "optimizer_state_bytes": 8e6,
             "seq_map_elements_per_layer": 0, "attention_map_elements_per_layer": 64,
             "sample_bytes_per_sec": 900.0, "sample_bytes_per_sec_recompute": 300.0,
@@ -80,7 +95,7 @@ def test_markdown_table_has_a_row_per_record_and_the_sm3_state_ratio():
   lines = bench.markdown_table([record, mixer, sm3]).splitlines()
   rows = [l for l in lines if l.startswith("| ")]
   assert len(rows) == 4  # the header and one row per record
-  assert "| mixer | 32 | 1,000 | 300 | 1.50 |" in rows[2]
+  assert "| mixer | 32 | 1,000 | 300 | 1.50 | 5.50 |" in rows[2]
   assert lines[-1] == "Optimizer state, transformer+sm3 / transformer: 0.25"
 
 

@@ -1,5 +1,6 @@
 """Mesh layouts: the same losses on every CPU layout, clear errors for bad layouts, and
 the TPU pieces (SIMD mesh, variable placement, RunConfig) built on CPU."""
+import math
 import os
 import subprocess
 import sys
@@ -80,6 +81,39 @@ def test_same_seed_gives_the_same_losses_on_every_layout(model, layout, layout_r
                              [r["grad_norm"] for r in single], rtol=1e-5)
   # The updates did something: the same numbers are not just three initial losses.
   assert single[0]["loss"] != single[-1]["loss"]
+
+
+MOE_LAYOUTS = ("single", "dp2_ep2", "dp2_mp2_ep")
+
+
+@pytest.mark.slow
+def test_a_mixture_of_experts_trains_alike_on_the_expert_parallel_layouts(tmp_path):
+  """transformer_moe.gin for STEPS steps under each of MOE_LAYOUTS: the same losses,
+  gradient norms and balance losses; the balance loss is logged on its own and counted
+  in `loss` (cross-entropy + balance), never in `bpc`."""
+  corpus = cli.write_corpus(tmp_path / "corpus.txt")
+  runs = []
+  for layout in MOE_LAYOUTS:
+    runs.append(["train", "--gin_file", "gin/models/transformer_moe.gin",
+                 "--gin_file", "gin/layouts/%s.gin" % layout,
+                 "--model_dir", str(tmp_path / layout)]
+                + cli.gin_params("run.corpus = '%s'" % corpus,
+                                 "run.data_dir = '%s'" % (tmp_path / "data"),
+                                 "run.train_steps = %d" % STEPS,
+                                 "run.steps_per_checkpoint = 1000", "run.eval_steps = 1"))
+  results = cli.mtfzoo_many(runs, tmp_path / "results.json")
+  assert [r["code"] for r in results] == [0, 0, 0]
+  single = cli.metrics(tmp_path / "single")
+  for r in single:
+    assert r["balance_loss"] > 0  # MoEFeedForward.balance_loss = 0.01 times E²·mean(..)
+    assert r["bpc"] * math.log(2) + r["balance_loss"] == pytest.approx(r["loss"],
+                                                                       rel=1e-5)
+  for layout in MOE_LAYOUTS[1:]:
+    split = cli.metrics(tmp_path / layout)
+    assert [r["step"] for r in split] == [1, 2, 3]
+    for name in ("loss", "grad_norm", "balance_loss"):
+      np.testing.assert_allclose([r[name] for r in split], [r[name] for r in single],
+                                 rtol=1e-5, err_msg="%s %s" % (layout, name))
 
 
 # --------------------------------------------------------------------------------------

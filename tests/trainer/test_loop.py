@@ -49,6 +49,7 @@ class HostSideTPUEstimator:
           session.run(host_ops, {
               outfeed["step"]: step, outfeed["loss"]: loss,
               outfeed["cross_entropy"]: loss, outfeed["z_loss"]: 0.0,
+              outfeed["balance_loss"]: 0.0,
               outfeed["grad_norm"]: 1.0, outfeed["learning_rate"]: 1e-3,
               outfeed["skipped_steps"]: 0.0 if finite else 1.0,
               outfeed["finite"]: float(finite)})

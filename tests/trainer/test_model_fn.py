@@ -130,14 +130,15 @@ def test_metrics_reach_the_host_through_the_host_call_not_session_hooks(tmp_path
     # The host gets each argument from the outfeed with one row per core.
     outfeed = [tf.placeholder(a.dtype, [8]) for a in args]
     host_ops = fn(*outfeed)
-    # step, then summaries.RECORDED: loss, cross_entropy, z_loss, grad_norm,
-    # learning_rate, skipped_steps, finite.
-    rows = [[7] * 8, [2.5] * 8, [2.25] * 8, [0.25] * 8, [0.75] * 8, [1e-3] * 8,
-            [1] * 8, [1] * 8]
+    # step, then summaries.RECORDED: loss, cross_entropy, z_loss, balance_loss,
+    # grad_norm, learning_rate, skipped_steps, finite.
+    rows = [[7] * 8, [2.5] * 8, [2.25] * 8, [0.25] * 8, [0.125] * 8, [0.75] * 8,
+            [1e-3] * 8, [1] * 8, [1] * 8]
     with tf.Session() as session:
       session.run(summary_ops_v2.summary_writer_initializer_op())  # as TPUEstimator
       session.run(host_ops, dict(zip(outfeed, rows)))
   assert recorded == [{"step": 7, "loss": 2.5, "cross_entropy": 2.25, "z_loss": 0.25,
+                       "balance_loss": 0.125,
                        "grad_norm": 0.75,
                        "learning_rate": pytest.approx(1e-3), "skipped_steps": 1.0,
                        "finite": 1.0}]

@@ -80,7 +80,9 @@ def assert_same_step(a, b):
                                err_msg=name)
 
 
-@pytest.mark.parametrize("model_file", ["transformer", "mixer"])
+# transformer_moe: its balance loss is per sequence, so microbatches and recomputed
+# blocks must give the optimised loss (cross-entropy + balance) and gradients as well.
+@pytest.mark.parametrize("model_file", ["transformer", "mixer", "transformer_moe"])
 def test_four_microbatches_give_the_same_loss_and_gradients_as_one_batch(model_file):
   whole = first_step(model_file)
   micro = first_step(model_file, microbatches=4)
@@ -94,7 +96,7 @@ def test_microbatches_on_a_2x2_mesh_give_the_same_loss_and_gradients():
                    first_step("transformer"))
 
 
-@pytest.mark.parametrize("model_file", ["transformer", "gmlp"])
+@pytest.mark.parametrize("model_file", ["transformer", "gmlp", "transformer_moe"])
 def test_recomputed_blocks_give_the_same_loss_and_gradients(model_file):
   stored = first_step(model_file)
   recomputed = first_step(model_file, bindings=["GPT.recompute_blocks = True"])
