@@ -56,15 +56,7 @@ class Graphs(NamedTuple):
 def build_graphs(settings):
   """Builds both graphs in scratch tf.Graphs, under the settings' layout (layers read it
   to choose their communication), without validating it."""
-  with tf.Graph().as_default():
-    forward = mtf.Graph()
-    mesh = mtf.Mesh(forward, "mesh")
-    model, context, token_shape = build_model(
-        settings, mesh, TRAIN, settings.batch_size // settings.microbatches)
-    tokens = mtf.zeros(mesh, token_shape, tf.int32)
-    loss = model.loss(model.logits(tokens, context), tokens, context)
-    forward_op_count = len(forward.operations)
-    mtf.gradients([loss], [v.outputs[0] for v in forward.trainable_variables])
+  forward, forward_op_count, _ = forward_graph(settings)
   with tf.Graph().as_default():
     graph = mtf.Graph()
     mesh = mtf.Mesh(graph, "mesh")
@@ -74,6 +66,21 @@ def build_graphs(settings):
     global_step = tf.train.get_or_create_global_step()
     *_, optimizer = train_graph(settings, model, context, tokens, tokens, global_step)
   return Graphs(forward, forward_op_count, graph, model, optimizer)
+
+
+def forward_graph(settings):
+  """One microbatch's loss and then its gradients, in a scratch tf.Graph: (mtf graph,
+  number of the loss's operations, which come first, model)."""
+  with tf.Graph().as_default():
+    forward = mtf.Graph()
+    mesh = mtf.Mesh(forward, "mesh")
+    model, context, token_shape = build_model(
+        settings, mesh, TRAIN, settings.batch_size // settings.microbatches)
+    tokens = mtf.zeros(mesh, token_shape, tf.int32)
+    loss = model.loss(model.logits(tokens, context), tokens, context)
+    forward_op_count = len(forward.operations)
+    mtf.gradients([loss], [v.outputs[0] for v in forward.trainable_variables])
+  return forward, forward_op_count, model
 
 
 def forward_tensors(graphs):
