@@ -31,8 +31,8 @@ def bench_depth(settings, depths, warmup=5, steps=20, out=sys.stdout):
   """Prints one JSON record per (stream, depth): parameters, activation and kept
   activation bytes, tokens/s and step time of the training step."""
   records = []
-  for stream, bindings in STREAMS.items():
-    for depth in depths:
+  for depth in depths:  # the streams of one depth run one after another: comparable
+    for stream, bindings in STREAMS.items():
       with gin.unlock_config():
         for name, value in dict(bindings, **{"GPT.num_layers": depth}).items():
           gin.bind_parameter(name, value)
