@@ -63,6 +63,7 @@ class Streams:
   losses: dict       # (stream, inverted) -> loss
   gradients: dict    # (stream, inverted) -> {variable name: gradient}
   first_inputs: dict    # stream -> the first branch's two stream inputs
+  last_outputs: dict    # stream -> the last branch's two stream outputs
   rebuilt_inputs: dict  # stream -> the same, rebuilt from the outputs
   standard_logits: np.ndarray
   old_logits: np.ndarray
@@ -99,7 +100,10 @@ def streams(model_file):
           # "gradients" of the rebuilt ones are the inputs the backward pass rebuilt.
           first = next(op for op in r.graph.operations[first_op:]
                        if isinstance(op, mtf.CustomGradientOperation))
+          last = [op for op in r.graph.operations[first_op:]
+                  if isinstance(op, mtf.CustomGradientOperation)][-1]
           fetches[stream + "/first"] = [first.inputs[0], first.inputs[2]]
+          fetches[stream + "/last"] = [last.outputs[0], last.outputs[2]]
           fetches[stream + "/rebuilt"] = mtf.gradients(
               [loss], xs + [first.inputs[1], first.inputs[3]])[-2:]
     names = [v.name for v in r.graph.trainable_variables]
@@ -114,6 +118,7 @@ def streams(model_file):
       losses={k: values["%s/%s" % k][0] for k in runs},
       gradients={k: dict(zip(names, values["%s/%s" % k][1:])) for k in runs},
       first_inputs={s: values[s + "/first"] for s in STREAMS},
+      last_outputs={s: values[s + "/last"] for s in STREAMS},
       rebuilt_inputs={s: values[s + "/rebuilt"] for s in STREAMS},
       standard_logits=values["standard"], old_logits=values["old"])
 
@@ -138,7 +143,7 @@ def test_inverted_backward_gives_the_gradients_of_plain_autodiff(model_file, str
 def test_backward_pass_rebuilds_the_first_block_inputs(model_file, stream):
   built = streams(model_file)
   first, rebuilt = built.first_inputs[stream], built.rebuilt_inputs[stream]
-  scale = np.abs(first[0]).max()
+  scale = max(np.abs(x).max() for x in first + built.last_outputs[stream])
   for actual, again in zip(first, rebuilt):
     np.testing.assert_allclose(again, actual, rtol=0, atol=1e-5 * scale)
   if stream == "momentum":  # v_0 = 0
@@ -148,7 +153,11 @@ def test_backward_pass_rebuilds_the_first_block_inputs(model_file, stream):
 @pytest.mark.parametrize("model_file", MODEL_FILES)
 def test_standard_stream_is_the_network_it_was(model_file):
   built = streams(model_file)
-  np.testing.assert_array_equal(built.standard_logits, built.old_logits)
+  if model_file == "hyena":  # two builds of one Hyena graph differ by ~1e-8 (its FFTs)
+    np.testing.assert_allclose(built.standard_logits, built.old_logits, rtol=0,
+                               atol=1e-6 * np.abs(built.old_logits).max())
+  else:
+    np.testing.assert_array_equal(built.standard_logits, built.old_logits)
 
 
 def kept_bytes(stream, num_layers, model_file):
