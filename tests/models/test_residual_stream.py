@@ -16,6 +16,7 @@ from layers.norm import LayerNorm
 from models.gpt import GPT
 from mtf_compat import mtf, tf
 from tests import cli_testing as cli
+from tests.models import test_sampling
 from tests.models.test_gin_models import MODEL_FILES, parse_model_file
 from tests.mtf_testing import MtfRunner, rng
 from tests.trainer.test_scale import DP2_MP2, assert_same_step, first_step
@@ -158,6 +159,13 @@ def test_standard_stream_is_the_network_it_was(model_file):
                                atol=1e-6 * np.abs(built.old_logits).max())
   else:
     np.testing.assert_array_equal(built.standard_logits, built.old_logits)
+
+
+@pytest.mark.parametrize("model_file", ["transformer", "gmlp"])
+@pytest.mark.parametrize("stream", STREAMS)
+def test_decoding_a_reversible_stream_gives_the_whole_windows_logits(model_file, stream):
+  test_sampling.test_decoding_position_by_position_gives_the_whole_windows_logits(
+      model_file, ["GPT.residual_stream = '%s'" % stream])
 
 
 def kept_bytes(stream, num_layers, model_file):
