@@ -207,3 +207,10 @@ def test_unknown_residual_stream_is_one_line_and_writes_nothing(tmp_path):
   assert result.stderr.strip().count("\n") == 0, result.stderr
   assert "GPT.residual_stream" in result.stderr and "'revnet'" in result.stderr
   assert not os.path.exists(model_dir)
+
+
+@pytest.mark.parametrize("experiment", ["mixer_32big", "mixer_32ctx"])
+def test_the_threads_full_scale_runs_use_the_revnet_stream(experiment):
+  config.parse(["gin/experiments/thread/%s.gin" % experiment])
+  model = GPT()
+  assert (model.residual_stream, model.num_layers) == ("revnet", 32)
