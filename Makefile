@@ -11,7 +11,7 @@ RUN_DIR ?= runs/quickstart
 SUPPORTED_PYTHON := import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))
 NEEDS_PYTHON := mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for others)
 
-.PHONY: demo test bench bench-data experiments sm3_sweep recall claims clean
+.PHONY: demo test bench bench-depth bench-data experiments sm3_sweep recall claims clean
 
 $(STAMP): requirements.txt setup.py
 	@if [ -n "$(PYTHON)" ]; then \
@@ -112,6 +112,18 @@ bench: $(STAMP)
 	sed 's/^{/{"model": "transformer+sm3", /' bench/last.json >> bench/bench.jsonl
 	$(BIN)/python -m reports.bench bench/bench.jsonl > bench/bench.md
 	cat bench/bench.md
+	$(MAKE) bench-depth
+
+# Activation memory and tokens/s of the Transformer at 4, 8, 16 and 32 blocks for each
+# residual stream (standard, recompute, revnet, momentum), at a small width: one JSON
+# line each in bench/depth.jsonl, then bench/depth.md and bench/depth.png.
+BENCH_DEPTHS ?= 4,8,16,32
+BENCH_DEPTH_PARAMS ?= GPT.d_model=64 Attention.heads=4 run.sequence_length=64 run.batch_size=8
+bench-depth: $(STAMP)
+	mkdir -p bench
+	$(BIN)/mtfzoo bench --depths $(BENCH_DEPTHS) --gin_file gin/models/transformer.gin \
+	  $(addprefix --gin_param ,$(BENCH_DEPTH_PARAMS)) > bench/depth.jsonl
+	$(BIN)/python -m reports.bench_depth bench/depth.jsonl bench
 
 # Synthetic recall: every gin/models file on mqar at each d_model (2 blocks, context
 # 128; gin/experiments/recall.gin), one JSON line each, then report/recall.png and

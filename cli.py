@@ -62,6 +62,8 @@ flags.DEFINE_integer("workers", None, "prepare: processes writing shards (defaul
                      "per core)")
 flags.DEFINE_bool("prepare", False, "bench: preparation MB/s and memory on generated "
                   "0.5 and 2 GB corpora, and input pipeline vs training speed")
+flags.DEFINE_list("depths", [], "bench: blocks to measure activation memory and speed "
+                  "at, for each residual stream (e.g. 4,8,16,32): one JSON line each")
 flags.DEFINE_string("tpu", None, "run.use_tpu=True: 'local' on a TPU VM, a Cloud TPU "
                     "name, or a TPU Node's grpc:// address")
 flags.DEFINE_string("zone", None, "Cloud TPU zone")
@@ -146,6 +148,16 @@ def bench_command(settings):
   if FLAGS.prepare:
     from reports import bench_data
     print(json.dumps(bench_data.bench_data(settings)), flush=True)
+    return
+  if FLAGS.depths:
+    from reports import bench_depth
+    try:
+      depths = [int(d) for d in FLAGS.depths]
+    except ValueError:
+      depths = []
+    if not depths or min(depths) < 1:
+      raise UsageError("--depths must be positive numbers of blocks, e.g. 4,8,16,32")
+    bench_depth.bench_depth(settings, depths)
     return
   if FLAGS.match_params:
     settings = bench.match_params(settings, FLAGS.match_params)

@@ -22,6 +22,11 @@ class Residual:
     self.rezero_lr_multiplier = rezero_lr_multiplier
 
   def __call__(self, x, sublayer, context, name):
+    return x + self.branch(x, sublayer, context, name)
+
+  def branch(self, x, sublayer, context, name):
+    """α · F(norm(x)): the sublayer without the skip, which reversible residual streams
+    (layers/residual_stream.py) add in their own way."""
     with tf.variable_scope(name):
       h = x
       if self.norm:
@@ -32,4 +37,4 @@ class Residual:
       if self.rezero:
         h *= variables.scalar(context, "rezero_alpha", 0.0, variables.REZERO,
                               lr_multiplier=self.rezero_lr_multiplier)
-      return x + h
+      return h

@@ -1,4 +1,5 @@
 """The byte-level GPT: embedding -> blocks -> norm -> logits, and its loss."""
+import functools
 import math
 
 import gin
@@ -8,6 +9,7 @@ from layers.attention import Attention
 from layers.feed_forward import FeedForward
 from layers.norm import LayerNorm
 from layers.residual import Residual
+from layers import residual_stream as residual_stream_lib
 from mtf_compat import mtf, tf
 
 VOCAB_SIZE = 256  # UTF-8 bytes
@@ -25,13 +27,32 @@ class GPT:
   residual form are gin-configurable classes, instantiated once per block.
   recompute_blocks: keep only each block's input for the backward pass and recompute
   the rest (mtf.recompute_grad): activation memory of one block instead of all.
+
+  residual_stream: how the residual branches (token mixing, then channel mixing, per
+  block) are summed (layers/residual_stream.py):
+    'standard'  x ← x + f(x) for each branch f;
+    'revnet'    two streams, y1 = x1 + F(x2), y2 = x2 + G(y1), output (y1 + y2)/2;
+    'momentum'  v ← γ·v + (1 − γ)·f(x), x ← x + v, with γ = `momentum`.
+  Under 'revnet' and 'momentum', training rebuilds each branch's input from its output
+  in the backward pass, so only the last block's activations are kept
+  (`invert_in_backward=False` leaves the same forward to plain autodiff instead: tests
+  compare the two). Decoding and evaluation run the forward pass alone.
   """
 
   def __init__(self, num_layers=4, d_model=256, token_mixer=Attention,
                channel_mixer=FeedForward, residual=Residual, embedding_stddev=0.02,
-               z_loss=0.0, recompute_blocks=False, positions="learned"):
+               z_loss=0.0, recompute_blocks=False, positions="learned",
+               residual_stream="standard", momentum=0.9, invert_in_backward=True):
     if positions not in POSITIONS:
       raise ValueError("GPT.positions must be one of %s, got %r" % (POSITIONS, positions))
+    if residual_stream not in residual_stream_lib.STREAMS:
+      raise ValueError("GPT.residual_stream must be one of %s, got %r"
+                       % (residual_stream_lib.STREAMS, residual_stream))
+    if recompute_blocks and residual_stream != "standard":
+      raise ValueError("GPT.recompute_blocks needs GPT.residual_stream = 'standard' "
+                       "(the %r stream rebuilds its activations itself)" % residual_stream)
+    if residual_stream == "momentum" and not 0.0 < momentum < 1.0:
+      raise ValueError("GPT.momentum must be in (0, 1), got %r" % (momentum,))
     self.num_layers = num_layers
     self.d_model = d_model
     self.token_mixer = token_mixer
@@ -41,6 +62,9 @@ class GPT:
     self.z_loss = z_loss
     self.recompute_blocks = recompute_blocks
     self.positions = positions
+    self.residual_stream = residual_stream
+    self.momentum = momentum
+    self.invert_in_backward = invert_in_backward
 
   def logits(self, tokens, context):
     """tokens: int32 [batch, length] -> logits [batch, length, vocab].
@@ -61,13 +85,16 @@ class GPT:
       x += context.at_position(table)
     branches_per_block = 1 if self.channel_mixer is None else 2
     context.residual_branches = self.num_layers * branches_per_block
-    for i in range(self.num_layers):
-      context.layer_index = i
-      with tf.variable_scope("block_%d" % i):
-        if self.recompute_blocks and context.train:
-          x = self.recomputed_block(x, context)
-        else:
-          x = self.block(x, context)
+    if self.residual_stream == "standard":
+      for i in range(self.num_layers):
+        context.layer_index = i
+        with tf.variable_scope("block_%d" % i):
+          if self.recompute_blocks and context.train:
+            x = self.recomputed_block(x, context)
+          else:
+            x = self.block(x, context)
+    else:
+      x = self.reversible_blocks(x, context)
     with tf.variable_scope("final_norm"):
       x = LayerNorm()(x, context)
     w = variables.weight(context, "logits", [d_model, vocab], ["d_model"],
@@ -101,6 +128,28 @@ class GPT:
     if self.channel_mixer is not None:  # gMLP blocks have no separate channel mixer
       x = self.residual()(x, self.channel_mixer(), context, "channel_mixing")
     return x
+
+  def branches(self, context):
+    """The residual branches f(x) (no skip) in order: block i's token mixing, then its
+    channel mixing, each in block i's variable scope."""
+    def branch(i, mixer, name, x):
+      context.layer_index = i
+      with tf.variable_scope("block_%d" % i):
+        return self.residual().branch(x, mixer(), context, name)
+    out = []
+    for i in range(self.num_layers):
+      out.append(functools.partial(branch, i, self.token_mixer, "token_mixing"))
+      if self.channel_mixer is not None:
+        out.append(functools.partial(branch, i, self.channel_mixer, "channel_mixing"))
+    return out
+
+  def reversible_blocks(self, x, context):
+    """The blocks under the 'revnet' or 'momentum' stream; inverted in the backward
+    pass only when training (decoding has no backward pass)."""
+    invert = context.train and self.invert_in_backward
+    if self.residual_stream == "revnet":
+      return residual_stream_lib.revnet(x, self.branches(context), invert)
+    return residual_stream_lib.momentum(x, self.branches(context), self.momentum, invert)
 
   def loss_terms(self, logits, targets, context, weights=None):
     """(cross-entropy, z-term), mtf scalars in nats:

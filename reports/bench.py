@@ -243,6 +243,7 @@ def bench(settings, warmup=10, steps=50):
       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
       "optimizer_state_bytes": summary.optimizer_state_bytes,
       "activation_bytes": summary.activation_bytes,
+      "kept_activation_bytes": summary.kept_activation_bytes,
       "largest_activations": [{"name": name, "shape": shape, "bytes": size}
                               for name, shape, size in summary.largest_activations],
       "seq_map_elements_per_layer": max((int(np.prod(s)) for _, s in summary.seq_maps),
