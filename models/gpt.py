@@ -147,9 +147,19 @@ class GPT:
     """The blocks under the 'revnet' or 'momentum' stream; inverted in the backward
     pass only when training (decoding has no backward pass)."""
     invert = context.train and self.invert_in_backward
+    added = len(context.losses)
     if self.residual_stream == "revnet":
-      return residual_stream_lib.revnet(x, self.branches(context), invert)
-    return residual_stream_lib.momentum(x, self.branches(context), self.momentum, invert)
+      x = residual_stream_lib.revnet(x, self.branches(context), invert)
+    else:
+      x = residual_stream_lib.momentum(x, self.branches(context), self.momentum, invert)
+    if invert and len(context.losses) > added:
+      # A loss made inside the inverted branches has no path out of their custom
+      # gradient: its gradient would be lost, so training stops here instead.
+      raise ValueError(
+          "GPT.residual_stream = %r cannot train a layer that adds its own loss (%s): "
+          "use GPT.residual_stream = 'standard'"
+          % (self.residual_stream, context.losses[added].name.split(":")[0]))
+    return x
 
   def loss_terms(self, logits, targets, context, weights=None):
     """(cross-entropy, z-term), mtf scalars in nats:
