@@ -65,7 +65,9 @@ def plot(records, path):
 
 def table(records):
   """One row per model: its values at every context, the activation ratios of the
-  longest context to the shortest, and tokens/s over BASE's at each context."""
+  longest context to the shortest, and tokens/s over BASE's at each context. The
+  matmul FLOPs per token of a training step (bench.contraction_flops) are the cost
+  that the machine's load does not move."""
   lengths = sorted({r["sequence_length"] for r in records})
   shortest, longest = lengths[0], lengths[-1]
   models = by_model(records)
@@ -90,6 +92,7 @@ def table(records):
 
   header = ["model", "d_model", "params at %s" % at, "tokens/s at %s" % at,
             "× %s at %s" % (BASE, at),
+            "matmul MFLOPs per token at %s" % at,
             "activations per step (MB) at %s" % at,
             "per step %d / %d" % (longest, shortest),
             "activations per sequence (MB) at %s" % at,
@@ -103,6 +106,7 @@ def table(records):
         cells(rs, "%s", lambda r: f"{r['params']:,}"),
         cells(rs, "%.0f", lambda r: r["tokens_per_sec"]),
         " / ".join(over_base(rs, n) for n in lengths),
+        cells(rs, "%.1f", lambda r: r["flops_per_token"] / 1e6),
         cells(rs, "%.0f", lambda r: r["activation_bytes"] / 1e6),
         ratio(rs, lambda r: r["activation_bytes"], longest, shortest),
         cells(rs, "%.1f", lambda r: per_sequence(r) / 1e6),

@@ -14,6 +14,7 @@ def record(model, length, tokens_per_sec, activation_bytes, state_bytes=1000):
   return {"model": model, "sequence_length": length, "batch_size": TOKENS // length,
           "d_model": 128, "params": 1000 + length, "num_layers": 4,
           "tokens_per_sec": tokens_per_sec, "activation_bytes": activation_bytes,
+          "flops_per_token": 1e6 * length / 128,
           "decoding_state_bytes": state_bytes}
 
 
@@ -41,6 +42,7 @@ def test_table_has_a_row_per_model_with_its_values_in_context_order():
   assert list(by_model) == ["linear_attention", "transformer"]
   transformer = by_model["transformer"]
   assert transformer["tokens/s at 128 / 512 / 2048"] == "8000 / 4000 / 1000"
+  assert transformer["matmul MFLOPs per token at 128 / 512 / 2048"] == "1.0 / 4.0 / 16.0"
   assert transformer["activations per step (MB) at 128 / 512 / 2048"] == "400 / 800 / 2800"
   # Per sequence: batch 32, 8, 2.
   assert (transformer["activations per sequence (MB) at 128 / 512 / 2048"]
