@@ -11,7 +11,7 @@ RUN_DIR ?= runs/quickstart
 SUPPORTED_PYTHON := import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))
 NEEDS_PYTHON := mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for others)
 
-.PHONY: demo test bench bench-depth bench-data experiments sm3_sweep recall claims clean
+.PHONY: demo test bench bench-depth bench-length bench-data experiments sm3_sweep recall claims clean
 
 $(STAMP): requirements.txt setup.py
 	@if [ -n "$(PYTHON)" ]; then \
@@ -124,6 +124,31 @@ bench-depth: $(STAMP)
 	$(BIN)/mtfzoo bench --depths $(BENCH_DEPTHS) --gin_file gin/models/transformer.gin \
 	  $(addprefix --gin_param ,$(BENCH_DEPTH_PARAMS)) > bench/depth.jsonl
 	$(BIN)/python -m reports.bench_depth bench/depth.jsonl bench
+
+# Tokens/s and activation bytes of every BENCH_MODELS model at each context of
+# BENCH_LENGTHS, with batch BENCH_TOKENS / context (the same tokens per step), then
+# bench/length.md and bench/length.png. Each model keeps one d_model at every context:
+# the one --match_params gives it against the Transformer at the first context, as in
+# make bench. Each point runs in a process of its own (its own peak RSS) and times
+# BENCH_LENGTH_STEPS steps after BENCH_LENGTH_WARMUP (a long context is slow on CPU);
+# the sampler is not timed here (make bench does that).
+BENCH_LENGTHS ?= 128 512 2048
+BENCH_TOKENS ?= 4096
+BENCH_LENGTH_WARMUP ?= 2
+BENCH_LENGTH_STEPS ?= 3
+bench-length: $(STAMP)
+	mkdir -p bench
+	rm -f bench/length.jsonl
+	match=""; for m in $(BENCH_MODELS); do size="$$match"; for n in $(BENCH_LENGTHS); do \
+	  $(BIN)/mtfzoo bench --gin_file gin/models/$$m.gin --gin_param run.sequence_length=$$n \
+	    --gin_param run.batch_size=$$(( $(BENCH_TOKENS) / n )) $$size --nosampling_speeds \
+	    --bench_warmup $(BENCH_LENGTH_WARMUP) --bench_steps $(BENCH_LENGTH_STEPS) > bench/last.json || exit 1; \
+	  [ -n "$$match" ] || match="--match_params $$($(BIN)/python -c "import json; print(json.load(open('bench/last.json'))['params'])")"; \
+	  size="--gin_param GPT.d_model=$$($(BIN)/python -c "import json; print(json.load(open('bench/last.json'))['d_model'])")"; \
+	  sed "s/^{/{\"model\": \"$$m\", /" bench/last.json >> bench/length.jsonl; \
+	done; done
+	$(BIN)/python -m reports.bench_length bench/length.jsonl bench
+	cat bench/length.md
 
 # Synthetic recall: every gin/models file on mqar at each d_model (2 blocks, context
 # 128; gin/experiments/recall.gin), one JSON line each, then report/recall.png and

@@ -48,6 +48,12 @@ flags.DEFINE_multi_string("baselines", [], "compare: a file of `mtfzoo baselines
                           "lines (repeatable), besides each run's baselines.json")
 flags.DEFINE_integer("match_params", 0, "bench: set GPT.d_model (a multiple of 8) so "
                      "the model has about this many parameters")
+flags.DEFINE_integer("bench_warmup", 10, "bench: training steps run before the timed ones")
+flags.DEFINE_integer("bench_steps", 50, "bench: timed training steps (the median step "
+                     "time gives tokens/s)")
+flags.DEFINE_bool("sampling_speeds", True, "bench: also time the sampler (bytes/s "
+                  "incremental and recomputed, and at positions 100 and 1000); "
+                  "--nosampling_speeds leaves them out")
 flags.DEFINE_integer("devices", None, "layout: the number of devices to lay the model "
                      "over")
 flags.DEFINE_float("device_memory_gb", None, "layout: memory per device in GB (10^9 "
@@ -149,6 +155,9 @@ def bench_command(settings):
     from reports import bench_data
     print(json.dumps(bench_data.bench_data(settings)), flush=True)
     return
+  if FLAGS.bench_warmup < 1 or FLAGS.bench_steps < 1:
+    raise UsageError("--bench_warmup and --bench_steps must be >= 1, got %d and %d"
+                    % (FLAGS.bench_warmup, FLAGS.bench_steps))
   if FLAGS.depths:
     from reports import bench_depth
     try:
@@ -161,7 +170,8 @@ def bench_command(settings):
     return
   if FLAGS.match_params:
     settings = bench.match_params(settings, FLAGS.match_params)
-  print(json.dumps(bench.bench(settings)), flush=True)
+  print(json.dumps(bench.bench(settings, FLAGS.bench_warmup, FLAGS.bench_steps,
+                               FLAGS.sampling_speeds)), flush=True)
 
 
 def layout_command(settings):

@@ -166,6 +166,93 @@ def sampling_speed(settings, repeats=10):
           "sample_byte_time_late_over_early": late / early}
 
 
+DECODE_POSITIONS = (100, 1000)
+DECODE_STRETCH = 512  # bytes timed at most per position
+
+
+def decode_stretch(sequence_length, position, stretch=DECODE_STRETCH):
+  """How to time the bytes at positions position + 1 .. position + n as `mtfzoo sample`
+  makes them: (prompt bytes, bytes generated before them, n).
+
+  The prompt fills the window up to `position` (all of it when position ≥ length), so
+  output byte k lands at position prompt + k and the first `before` bytes end at
+  `position`. n ≤ position keeps the stretch near `position`; inside the window it
+  also stays inside it (the bytes decoded from the memories). Past the window every
+  byte is what sample does there: decoding from the recurrent state
+  (GPT.decodes_past_the_context), or recomputing the window.
+  """
+  prompt = min(position, sequence_length)
+  before = position - prompt + 1
+  n = min(stretch, position)
+  if position < sequence_length - 1:
+    n = min(n, sequence_length - 1 - position)
+  return prompt, before, n
+
+
+def decode_runs(settings, positions):
+  """In the current tf.Graph: for each position P, the sampler (one row, from a fresh
+  model and one fixed window of random bytes) making `before` and `before + n` bytes
+  after its prompt (decode_stretch). Returns (lowering, {(P, bytes): the exported
+  output}); its session must run lowering.copy_masters_to_slices() first."""
+  graph = mtf.Graph()
+  mesh = mtf.Mesh(graph, "mesh")
+  model, context, token_shape = build_model(settings, mesh, "predict",
+                                            settings.layout.split("batch"))
+  tokens = mtf.import_tf_tensor(
+      mesh, tf.random.uniform(token_shape.to_integer_list, 0, 256, tf.int32, seed=0),
+      token_shape)
+  runs = {}
+  for position in positions:
+    prompt, before, n = decode_stretch(settings.sequence_length, position)
+    prompt_length = mtf.constant(mesh, prompt, mtf.Shape([context.dims["batch"]]),
+                                 tf.int32)
+    for num_bytes in (before, before + n):
+      runs[position, num_bytes] = sampling.sample(model, context, tokens, prompt_length,
+                                                  num_bytes)
+  lowering = mtf.Lowering(graph, {mesh: settings.layout.placement_impl()})
+  return lowering, {k: lowering.export_to_tf_tensor(v) for k, v in runs.items()}
+
+
+def decode_speed(settings, positions=DECODE_POSITIONS, repeats=3, max_rounds=10):
+  """{"decode_bytes_per_sec_at_P": bytes/s} for each P: the bytes at positions P + 1 ..
+  P + n (decode_stretch) from sampling one row (as `mtfzoo sample` does) from a fresh
+  model,
+
+    n / (t(before + n bytes) − t(before bytes)),
+
+  each t the best of at least `repeats` runs of the sampler from the same prompt
+  (decode_runs), so prefill, the bytes before P and the session's fixed costs cancel.
+  A position whose difference stays ≤ 0 after `max_rounds` (the machine's load swamped
+  it) is NaN.
+  """
+  stretches = {p: decode_stretch(settings.sequence_length, p) for p in positions}
+  with tf.Graph().as_default():
+    lowering, fetches = decode_runs(settings, positions)
+    config = mesh_lib.session_config(settings.layout.num_devices,
+                                     settings.intra_op_threads,
+                                     settings.inter_op_threads)
+    with tf.Session(config=config) as session:
+      session.run(tf.global_variables_initializer())
+      session.run(lowering.copy_masters_to_slices())
+      for fetch in fetches.values():  # the first run of each pays its set-up
+        session.run(fetch)
+      best = {key: float("inf") for key in fetches}
+      # Rounds alternate the runs, so a change in the machine's load hits both runs of
+      # a difference; a load spike that makes one longer than the other repeats a round.
+      for round_ in range(max_rounds):
+        for key, fetch in fetches.items():
+          start = time.perf_counter()
+          session.run(fetch)
+          best[key] = min(best[key], time.perf_counter() - start)
+        spans = {position: best[position, before + n] - best[position, before]
+                 for position, (_, before, n) in stretches.items()}
+        if round_ + 1 >= repeats and min(spans.values()) > 0:
+          break
+  return {"decode_bytes_per_sec_at_%d" % position: (
+      stretches[position][2] / span if span > 0 else float("nan"))
+          for position, span in spans.items()}
+
+
 def decoding_state_bytes(settings):
   """Bytes that decoding one sequence carries from byte to byte: every layer's memories
   (keys and values, seq² map inputs: they grow with the context) or recurrent states
@@ -224,7 +311,10 @@ def train_step_time(settings, warmup=10, steps=50):
   return timer.step_time()
 
 
-def bench(settings, warmup=10, steps=50):
+def bench(settings, warmup=10, steps=50, sampling_speeds=True):
+  """One record of speed and memory. sampling_speeds=False leaves out the sampler's
+  speeds (sampling_speed, decode_speed), whose recomputed windows cost most at long
+  contexts."""
   matmul_flops = machine_matmul_flops(num_devices=settings.layout.num_devices)
   summary = model_summary.summarize(settings)
   step_time = train_step_time(settings, warmup, steps)
@@ -255,7 +345,8 @@ def bench(settings, warmup=10, steps=50):
       "intra_op_threads": threads[0],
       "inter_op_threads": threads[1],
       "decoding_state_bytes": decoding_state_bytes(settings),
-      **sampling_speed(settings),
+      **(dict(**sampling_speed(settings), **decode_speed(settings))
+         if sampling_speeds else {}),
   }
 
 
@@ -283,6 +374,9 @@ COLUMNS = [  # (header, format of a record r and the first record base)
     ("decoding state per sequence (KB)",
      lambda r, base: "%.1f" % (r["decoding_state_bytes"] / 1e3)
      if "decoding_state_bytes" in r else "–"),
+    ("decoding bytes/s at position 100 / 1000", lambda r, base: " / ".join(
+        "%.0f" % r[key] if key in r else "–"
+        for key in ("decode_bytes_per_sec_at_100", "decode_bytes_per_sec_at_1000"))),
 ]
 
 

@@ -84,6 +84,9 @@ CASES = {
     "sample with negative temperature": (
         lambda t, d, c: ["sample", "--model_dir", d, "--temperature", "-1"],
         "temperature"),
+    "bench with no timed steps": (
+        lambda t, d, c: ["bench", "--gin_file", "gin/models/transformer.gin",
+                         "--bench_steps", "0"], "--bench_steps"),
     "sample with negative top_k": (
         lambda t, d, c: ["sample", "--model_dir", d, "--top_k", "-2"], "top_k"),
     "sample with zero length": (

@@ -1,7 +1,9 @@
 """The FLOP count behind bench's MFU, against the closed forms of its docstring."""
 import gin
+import numpy as np
 import pytest
 
+from mtf_compat import tf
 from reports import bench
 from trainer import config
 from trainer import model_summary
@@ -97,6 +99,12 @@ def test_markdown_table_has_a_row_per_record_and_the_sm3_state_ratio():
   assert len(rows) == 4  # the header and one row per record
   assert "| mixer | 32 | 1,000 | 300 | 1.50 | 5.50 |" in rows[2]
   assert lines[-1] == "Optimizer state, transformer+sm3 / transformer: 0.25"
+  # Records from before the decoding speeds show a dash in their column.
+  assert rows[1].endswith("| – / – |")
+  retention = dict(record, model="retention", decode_bytes_per_sec_at_100=700.4,
+                   decode_bytes_per_sec_at_1000=690.6)
+  assert bench.markdown_table([record, retention]).splitlines()[3].endswith(
+      "| 700 / 691 |")
 
 
 @pytest.mark.parametrize("model_file,per_layer", [
@@ -109,3 +117,39 @@ def test_markdown_table_has_a_row_per_record_and_the_sm3_state_ratio():
 ])
 def test_decoding_state_bytes_count_memories_or_states(model_file, per_layer):
   assert bench.decoding_state_bytes(settings(model_file)) == L * per_layer
+
+
+@pytest.mark.parametrize("length,position", [(128, 100), (128, 1000), (512, 1000),
+                                             (2048, 100), (2048, 1000), (16, 5)])
+def test_decode_stretch_times_the_bytes_just_after_the_position(length, position):
+  prompt, before, n = bench.decode_stretch(length, position)
+  assert 1 <= prompt <= length and before >= 1 and n >= 1
+  # Output byte k sits at position prompt + k: the last untimed byte at `position`.
+  assert prompt + before - 1 == position
+  last = prompt + before + n - 1
+  if position < length:
+    assert last <= length - 1  # the whole stretch decoded inside the window
+  assert n <= position  # near the position, not averaged over a far longer stretch
+
+
+@pytest.mark.parametrize("model_file", ["transformer", "linear_attention"])
+def test_decode_speed_differences_time_the_stretch_alone(model_file):
+  """The shorter run of each decode_speed difference makes exactly the first bytes of
+  the longer one, so the time between them is the stretch's bytes and nothing else
+  (inside the 16-byte window: decoding from the memories; past it, the Transformer
+  recomputing the window, linear attention decoding from its state). Weights of σ 1
+  make the bytes depend on the window, not on the sampling noise alone."""
+  positions = (5, 40)
+  with tf.Graph().as_default():
+    lowering, fetches = bench.decode_runs(
+        settings(model_file, "Initialization.stddev = 1.0", "GPT.embedding_stddev = 1.0"),
+        positions)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      session.run(lowering.copy_masters_to_slices())
+      out = {key: row[0] for key, row in session.run(fetches).items()}
+  for position in positions:
+    _, before, n = bench.decode_stretch(N, position)
+    short, long = out[position, before], out[position, before + n]
+    assert len(long) == before + n
+    np.testing.assert_array_equal(short, long[:before])
