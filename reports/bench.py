@@ -5,6 +5,7 @@ Absolute times drift on a shared machine, so every figure that matters is a rati
 one run: `mfu` divides the model's FLOP/s by the best f32 matmul FLOP/s this process
 reaches just before, and comparisons between configs divide bench records.
 """
+import contextlib
 import dataclasses
 import json
 import resource
@@ -116,6 +117,18 @@ def contraction_flops(settings, batch):
   return 3 * total / tokens
 
 
+@contextlib.contextmanager
+def initialized_session(settings, lowering):
+  """A session on the run's devices, its variables initialised and copied to the mesh
+  slices of `lowering`: the state in which the sampler's runs are timed."""
+  config = mesh_lib.session_config(settings.layout.num_devices,
+                                   settings.intra_op_threads, settings.inter_op_threads)
+  with tf.Session(config=config) as session:
+    session.run(tf.global_variables_initializer())
+    session.run(lowering.copy_masters_to_slices())
+    yield session
+
+
 def sampling_speed(settings, repeats=10):
   """Bytes/s of sampling one row (as `mtfzoo sample` does) from a fresh model.
 
@@ -142,12 +155,7 @@ def sampling_speed(settings, repeats=10):
                for incremental in (True, False)}
     lowering = mtf.Lowering(graph, {mesh: settings.layout.placement_impl()})
     fetches = {k: lowering.export_to_tf_tensor(v) for k, v in samples.items()}
-    config = mesh_lib.session_config(settings.layout.num_devices,
-                                     settings.intra_op_threads,
-                                     settings.inter_op_threads)
-    with tf.Session(config=config) as session:
-      session.run(tf.global_variables_initializer())
-      session.run(lowering.copy_masters_to_slices())
+    with initialized_session(settings, lowering) as session:
 
       def seconds(incremental, prompt):
         feed = {fed_length: np.full([batch], prompt, np.int32)}
@@ -228,12 +236,7 @@ def decode_speed(settings, positions=DECODE_POSITIONS, repeats=3, max_rounds=10)
   stretches = {p: decode_stretch(settings.sequence_length, p) for p in positions}
   with tf.Graph().as_default():
     lowering, fetches = decode_runs(settings, positions)
-    config = mesh_lib.session_config(settings.layout.num_devices,
-                                     settings.intra_op_threads,
-                                     settings.inter_op_threads)
-    with tf.Session(config=config) as session:
-      session.run(tf.global_variables_initializer())
-      session.run(lowering.copy_masters_to_slices())
+    with initialized_session(settings, lowering) as session:
       for fetch in fetches.values():  # the first run of each pays its set-up
         session.run(fetch)
       best = {key: float("inf") for key in fetches}
