@@ -9,14 +9,14 @@ Activation bytes per sequence = activation_bytes / batch_size: a [length, length
 per head makes them grow as length², a state of fixed size as length. Per step, at a
 constant batch·length, the same maps grow as length and the rest stays flat.
 """
-import json
-import os
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
+
+from reports import report_files  # noqa: E402
 
 BASE = "transformer"  # the model the tokens/s ratio divides by
 
@@ -124,13 +124,7 @@ def table(records):
 
 
 def write_report(records_path, out_dir):
-  with open(records_path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  os.makedirs(out_dir, exist_ok=True)
-  plot(records, os.path.join(out_dir, "length.png"))
-  with open(os.path.join(out_dir, "length.md"), "w") as f:
-    f.write(table(records))
-  return [os.path.join(out_dir, name) for name in ("length.png", "length.md")]
+  return report_files.write_report(records_path, out_dir, "length", plot, table)
 
 
 if __name__ == "__main__":

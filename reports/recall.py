@@ -4,14 +4,14 @@ sequence, one line per model) and recall.md (the table).
 
   python -m reports.recall recall/recall.jsonl report/
 """
-import json
-import os
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
+
+from reports import report_files  # noqa: E402
 
 X_AXES = (("d_model", "d_model", "linear"),
           ("state_bytes_per_sequence", "decoding state per sequence (bytes)", "log"))
@@ -67,13 +67,7 @@ def table(records):
 
 
 def write_report(records_path, out_dir):
-  with open(records_path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  os.makedirs(out_dir, exist_ok=True)
-  plot(records, os.path.join(out_dir, "recall.png"))
-  with open(os.path.join(out_dir, "recall.md"), "w") as f:
-    f.write(table(records))
-  return [os.path.join(out_dir, name) for name in ("recall.png", "recall.md")]
+  return report_files.write_report(records_path, out_dir, "recall", plot, table)
 
 
 if __name__ == "__main__":
