@@ -25,18 +25,32 @@ def mtfzoo(*args, check=True, timeout=600):
 
 # Many `mtfzoo` commands in one process through the console script's entry point
 # (cli:main): they share one TensorFlow import and start-up, which cost more than a
-# tiny run. Each command's exit status and stdout go to a JSON file.
+# tiny run. Each command's exit status, stdout and stderr go to a JSON file. stderr is
+# caught at file descriptor 2, so TensorFlow's C++ logs are caught too; the first
+# command's stderr includes what importing the CLI and TensorFlow prints.
 RUN_MANY = """
-import contextlib, io, json, sys
-from absl import flags
-import cli
+import contextlib, io, json, os, sys, tempfile
 results = []
-for argv in json.loads(sys.argv[1]):
-  flags.FLAGS.unparse_flags()
+for i, argv in enumerate(json.loads(sys.argv[1])):
   out = io.StringIO()
-  with contextlib.redirect_stdout(out):
-    code = cli.main(["mtfzoo"] + argv)
-  results.append({"argv": argv, "code": code, "stdout": out.getvalue()})
+  with tempfile.TemporaryFile("w+") as err:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(err.fileno(), 2)
+    try:
+      with contextlib.redirect_stdout(out):
+        if i == 0:
+          from absl import flags
+          import cli
+        flags.FLAGS.unparse_flags()
+        code = cli.main(["mtfzoo"] + argv)
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+    err.seek(0)
+    results.append({"argv": argv, "code": code, "stdout": out.getvalue(),
+                    "stderr": err.read()})
 with open(sys.argv[2], "w") as f:
   json.dump(results, f)
 """
@@ -44,7 +58,8 @@ with open(sys.argv[2], "w") as f:
 
 def mtfzoo_many(argvs, results_path, timeout=1800):
   """Runs `mtfzoo argv` for every argv, in order, in one process (a failing command
-  does not stop the next); returns [{"argv", "code", "stdout"}] in the same order."""
+  does not stop the next); returns [{"argv", "code", "stdout", "stderr"}] in the
+  same order."""
   argvs = [[str(a) for a in argv] for argv in argvs]
   result = subprocess.run([sys.executable, "-c", RUN_MANY, json.dumps(argvs),
                            str(results_path)], capture_output=True, text=True,

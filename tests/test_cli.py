@@ -150,16 +150,39 @@ def nonempty(tmp_path):
   return path
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_user_mistake_is_one_line_exit_2_and_changes_nothing(case, trained, tmp_path):
+@pytest.fixture(scope="module")
+def mistakes(trained, tmp_path_factory):
+  """Every case of CASES in one process, each in a directory of its own:
+  ({case: (its directory, its result)}, the trained model_dir's digest before and after
+  them all)."""
   run_dir, corpus = trained
-  build, named = CASES[case]
+  cases = sorted(CASES)
+  directories = [tmp_path_factory.mktemp("case") for _ in cases]
+  argvs = [CASES[case][0](t, run_dir, corpus) for case, t in zip(cases, directories)]
   before = cli.tree_digest(run_dir)
-  args = build(tmp_path, run_dir, corpus)
-  result = cli.mtfzoo(*args, check=False)
-  lines = [l for l in result.stderr.splitlines() if l.strip()]
-  assert result.returncode == 2, result.stderr[-2000:]
-  assert len(lines) == 1, result.stderr[-2000:]
+  results = cli.mtfzoo_many(argvs, tmp_path_factory.mktemp("mistakes") / "results.json")
+  return dict(zip(cases, zip(directories, results))), (before, cli.tree_digest(run_dir))
+
+
+def assert_one_line_exit_2(code, stderr, named):
+  lines = [l for l in stderr.splitlines() if l.strip()]
+  assert code == 2, stderr[-2000:]
+  assert len(lines) == 1, stderr[-2000:]
   assert named in lines[0]
-  assert cli.tree_digest(run_dir) == before
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_user_mistake_is_one_line_exit_2_and_changes_nothing(case, mistakes):
+  results, (before, after) = mistakes
+  directory, result = results[case]
+  assert_one_line_exit_2(result["code"], result["stderr"], CASES[case][1])
+  assert after == before
+  assert not os.path.exists(directory / "new")
+
+
+def test_a_mistake_in_a_fresh_process_is_one_line_too(tmp_path):
+  """As a user meets it: the CLI's own process, TensorFlow imported in it."""
+  build, named = CASES["unknown binding"]
+  result = cli.mtfzoo(*build(tmp_path, None, None), check=False)
+  assert_one_line_exit_2(result.returncode, result.stderr, named)
   assert not os.path.exists(tmp_path / "new")

@@ -36,10 +36,12 @@ def exported(tmp_path_factory):
   window = b"But, soft! what l"
   text = (b"What light through yonder window breaks? " * 4)[:153] + window
   (base / "corpus.txt").write_bytes(text)
-  cli.train(base / "run", "run.corpus = '%s'" % (base / "corpus.txt"),
-            "run.train_steps = 4", "run.batch_size = 1")
-  cli.mtfzoo("export", "--model_dir", base / "run", "--export_dir", base / "saved",
-             "--temperature", "0", "--length", "24")
+  results = cli.mtfzoo_many(
+      [cli.train_argv(base / "run", "run.corpus = '%s'" % (base / "corpus.txt"),
+                      "run.train_steps = 4", "run.batch_size = 1"),
+       ["export", "--model_dir", base / "run", "--export_dir", base / "saved",
+        "--temperature", "0", "--length", "24"]], base / "results.json")
+  assert [r["code"] for r in results] == [0, 0], results
   return base
 
 
@@ -52,10 +54,13 @@ def test_saved_model_generates_what_sample_generates_without_the_project(exporte
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert result.returncode == 0, result.stderr[-2000:]
   served = json.loads(result.stdout.strip().splitlines()[-1])
-  for prompt, text in zip(prompts, served):
-    sampled = cli.mtfzoo("sample", "--model_dir", exported / "run", "--prompt", prompt,
-                         "--temperature", "0", "--length", "24").stdout
-    assert sampled == prompt + text + "\n"
+  sampled = cli.mtfzoo_many(
+      [["sample", "--model_dir", exported / "run", "--prompt", prompt,
+        "--temperature", "0", "--length", "24"] for prompt in prompts],
+      exported / "sampled.json")
+  for prompt, text, result in zip(prompts, served, sampled):
+    assert result["code"] == 0, result
+    assert result["stdout"] == prompt + text + "\n"
 
 
 @pytest.mark.slow
@@ -148,11 +153,11 @@ def test_export_dir_is_written_through_tf_io_gfile_only(exported, tmp_path,
 
 
 def test_export_errors_are_one_line_and_exit_2(exported, tmp_path):
-  no_checkpoint = cli.mtfzoo("export", "--model_dir", tmp_path / "none", "--export_dir",
-                             tmp_path / "e1", check=False)
-  negative = cli.mtfzoo("export", "--model_dir", exported / "run", "--export_dir",
-                        tmp_path / "e2", "--temperature", "-0.5", check=False)
-  for result, named in ((no_checkpoint, "config.gin"), (negative, "temperature")):
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
-    assert result.returncode == 2 and len(lines) == 1 and named in lines[0]
+  results = cli.mtfzoo_many(
+      [["export", "--model_dir", tmp_path / "none", "--export_dir", tmp_path / "e1"],
+       ["export", "--model_dir", exported / "run", "--export_dir", tmp_path / "e2",
+        "--temperature", "-0.5"]], tmp_path / "results.json")
+  for result, named in zip(results, ("config.gin", "temperature")):
+    lines = [l for l in result["stderr"].splitlines() if l.strip()]
+    assert result["code"] == 2 and len(lines) == 1 and named in lines[0], result
   assert not os.path.exists(tmp_path / "e1") and not os.path.exists(tmp_path / "e2")
