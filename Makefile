@@ -151,20 +151,28 @@ bench-length: $(STAMP)
 	cat bench/length.md
 
 # Synthetic recall: every gin/models file on mqar at each d_model (2 blocks, context
-# 128; gin/experiments/recall.gin), one JSON line each, then report/recall.png and
-# report/recall.md. RECALL_PARAMS adds flags, e.g. "--gin_param run.train_steps=20".
+# 128; gin/experiments/recall.gin), one JSON line each in RECALL_OUT/runs/M-dD.json, then
+# RECALL_OUT/recall.jsonl and report/recall.png and report/recall.md. A run already
+# recorded is kept, so the batch resumes where it stopped (delete RECALL_OUT/runs to
+# start over). RECALL_PARAMS adds flags; a quick check of the target:
+#   make recall RECALL_MODELS=transformer RECALL_PARAMS="--gin_param run.train_steps=20" \
+#     RECALL_OUT=/tmp/recall
 RECALL_MODELS ?= $(basename $(notdir $(wildcard gin/models/[!b]*.gin)))
 RECALL_D_MODELS ?= 64 128 256
 RECALL_PARAMS ?=
+RECALL_OUT ?= recall
+RECALL_RUNS = $(foreach m,$(RECALL_MODELS),$(foreach d,$(RECALL_D_MODELS),$(RECALL_OUT)/runs/$(m)-d$(d).json))
 recall: $(STAMP)
-	mkdir -p recall
-	rm -f recall/recall.jsonl
+	mkdir -p $(RECALL_OUT)/runs
 	for m in $(RECALL_MODELS); do for d in $(RECALL_D_MODELS); do \
+	  out=$(RECALL_OUT)/runs/$$m-d$$d.json; \
+	  if [ -s $$out ]; then echo "$$out: kept"; continue; fi; \
 	  $(BIN)/mtfzoo synthetic --task mqar --gin_file gin/models/$$m.gin \
 	    --gin_file gin/experiments/recall.gin --gin_param GPT.d_model=$$d \
-	    $(RECALL_PARAMS) >> recall/recall.jsonl || exit 1; \
+	    $(RECALL_PARAMS) > $$out.tmp && mv $$out.tmp $$out || exit 1; \
 	done; done
-	$(BIN)/python -m reports.recall recall/recall.jsonl report
+	cat $(RECALL_RUNS) > $(RECALL_OUT)/recall.jsonl
+	$(BIN)/python -m reports.recall $(RECALL_OUT)/recall.jsonl report
 	cat report/recall.md
 
 # Preparation MB/s and peak RSS on generated 0.5 and 2 GB corpora (1 and 2 workers),
