@@ -11,7 +11,7 @@ RUN_DIR ?= runs/quickstart
 SUPPORTED_PYTHON := import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))
 NEEDS_PYTHON := mtfzoo needs Python 3.9-3.11 (TensorFlow 2.15 has no wheels for others)
 
-.PHONY: demo test bench bench-depth bench-length bench-data experiments sm3_sweep recall claims clean
+.PHONY: demo test bench bench-depth bench-length bench-data experiments sm3_sweep recall claims claims-figures clean
 
 $(STAMP): requirements.txt setup.py
 	@if [ -n "$(PYTHON)" ]; then \
@@ -95,6 +95,37 @@ claims: $(STAMP)
 	done; done
 	$(BIN)/mtfzoo compare $(foreach e,$(CLAIMS),$(foreach s,$(SEEDS),$(CLAIMS_OUT)/$(e)/seed$(s))) \
 	  --baselines $(CLAIMS_OUT)/baselines.jsonl --out $(CLAIMS_REPORT)
+
+# One figure per claim of docs/claims.md: mtfzoo compare over every recorded seed (a run
+# with eval_metrics.jsonl in CLAIMS_OUT) of the claim's experiments, with the baselines,
+# into CLAIMS_FIGURES/<claim>/, once each of those experiments has a recorded run.
+CLAIMS_FIGURES ?= docs/claims
+CLAIM_GROUPS = shared_map=transformer,shared_attention \
+  gmlp=transformer,gmlp,gmlp_tanh \
+  gmlp_push=push/gmlp_lr0.02,push/gmlp_lr0.06,push/gmlp_tanh_lr0.02,push/gmlp_tanh_lr0.06 \
+  mixer_push=push/transformer_lr0.02,push/transformer_lr0.06,push/transformer_clip0.3_lr0.02,push/mixer_lr0.02,push/mixer_lr0.06 \
+  mixer_convergence=transformer,mixer \
+  depth=transformer,mixer,transformer_deep,mixer_deep \
+  mixer_heads=mixer,mixer_heads \
+  rezero=transformer,mixer,transformer_rezero,mixer_rezero \
+  sm3=transformer,transformer_sm3 \
+  sm3_lr=transformer_sm3_lr0.003,transformer_sm3,transformer_sm3_lr0.03 \
+  sm3_push=push/transformer_lr0.02,push/transformer_lr0.06,push/transformer_sm3_lr0.1,push/transformer_sm3_lr0.3 \
+  adam_beta2=transformer,adam_beta2_0.95 \
+  clipping=transformer,clip_0.3,clip_1,agc_0.003 \
+  newer_families=transformer,$(subst $(space),$(comma),$(strip $(CLAIMS_NEW)))
+comma := ,
+space := $(subst ,, )
+claims-figures: $(STAMP)
+	for g in $(CLAIM_GROUPS); do \
+	  runs=; missing=; for e in $$(echo $${g#*=} | tr , ' '); do found=; \
+	    for d in $(CLAIMS_OUT)/$$e/seed*; do \
+	      if [ -s $$d/eval_metrics.jsonl ]; then runs="$$runs $$d"; found=1; fi; done; \
+	    [ -n "$$found" ] || missing="$$missing $$e"; done; \
+	  if [ -n "$$missing" ]; then echo "$${g%%=*}: not yet recorded:$$missing"; continue; fi; \
+	  $(BIN)/mtfzoo compare $$runs --baselines $(CLAIMS_OUT)/baselines.jsonl \
+	    --out $(CLAIMS_FIGURES)/$${g%%=*} || exit 1; \
+	done
 
 # Speed and memory of every model in gin/models/, one JSON line each, and a table. The
 # first model runs as its gin file says; the others get the d_model that gives them its
