@@ -185,7 +185,7 @@ def x_values(run, records, axis):
 def plot(runs, out_dir, baselines=None):
   """bpc_vs_<axis>.png for each x axis; `baselines`, a record, draws its lines."""
   paths = []
-  for axis, label in X_AXES:
+  for axis, axis_label in X_AXES:
     fig, (train_ax, eval_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, group in experiments(runs):
       if len(group) == 1:
@@ -211,7 +211,7 @@ def plot(runs, out_dir, baselines=None):
     train_ax.set_title("training loss (bits per byte)")
     eval_ax.set_title("held-out bits per byte")
     for ax in (train_ax, eval_ax):
-      ax.set_xlabel(label)
+      ax.set_xlabel(axis_label)
       ax.grid(alpha=0.3)
       ax.legend(fontsize=8)
     fig.tight_layout()

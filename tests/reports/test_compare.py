@@ -127,3 +127,29 @@ def test_seeds_of_an_experiment_become_one_row_with_mean_and_spread(tmp_path):
   assert x == [10, 20]
   assert mean == pytest.approx([np.mean([3.0, 4.0, 5.0]), np.mean(finals["mixer"])])
   assert (low, high) == ([3.0, min(finals["mixer"])], [5.0, max(finals["mixer"])])
+
+
+def test_plots_of_seed_groups_keep_their_axes_and_legends(tmp_path, monkeypatch):
+  """Each bpc_vs_<axis>.png names its x axis, and its legends name every experiment
+  (a seed group as "name (k seeds)") whatever the mix of groups and single runs."""
+  from matplotlib.figure import Figure
+  from reports import compare
+  drawn = {}
+
+  def savefig(figure, path, **kwargs):
+    drawn[str(path).rsplit("/", 1)[-1]] = [
+        (ax.get_xlabel(), [t.get_text() for t in ax.get_legend().get_texts()])
+        for ax in figure.axes]
+
+  monkeypatch.setattr(Figure, "savefig", savefig)
+  dirs = [tmp_path / "runs" / "mixer" / ("seed%d" % s) for s in range(2)]
+  dirs.append(tmp_path / "runs" / "gmlp" / "seed0")
+  for d in dirs:
+    write_run(d, [3.0, 2.5])
+  compare.compare([str(d) for d in dirs], str(tmp_path / "report"))
+  assert sorted(drawn) == sorted("bpc_vs_%s.png" % a for a, _ in compare.X_AXES)
+  for axis, axis_label in compare.X_AXES:
+    for xlabel, legend in drawn["bpc_vs_%s.png" % axis]:
+      assert xlabel == axis_label
+      assert legend == ["mixer (2 seeds)", "gmlp/seed0"]
+
