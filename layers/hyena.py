@@ -5,7 +5,7 @@ import gin
 import numpy as np
 
 from layers import variables
-from layers.context import pick
+from layers.short_conv import short_conv
 from mtf_compat import mtf, tf
 
 SHORT_TAPS = 3
@@ -80,7 +80,8 @@ class Hyena:
     (v, x1, x2) = short_conv(x W_v), short_conv(x W_1), short_conv(x W_2)
     z1 = x1 ⊙ (h1 * v + b1 ⊙ v),   z2 = x2 ⊙ (h2 * z1 + b2 ⊙ z1),   y = z2 W_o
 
-  short_conv: a depthwise causal convolution over the last 3 positions. h_n: implicit
+  short_conv: a depthwise causal convolution over the last 3 positions
+  (layers/short_conv.py). h_n: implicit
   long filters, h_n(t) = FFN_n(features(t)) · exp(-α_c t / length), an FFN (two layers
   of `filter_width` sin units) over [cos(ω_k t), sin(ω_k t)] (ω_k = 2πk / length,
   k < bands), with a per-channel decay window α_c spread from fast to slow as in the
@@ -101,8 +102,8 @@ class Hyena:
     for name in ("v", "x1", "x2"):
       w = variables.weight(context, "in_" + name, [d_model, d_ff], ["d_model"])
       with tf.variable_scope("short_" + name):
-        streams.append(self.short_conv(mtf.einsum([x, w], reduced_dims=[d_model]),
-                                       context))
+        streams.append(short_conv(mtf.einsum([x, w], reduced_dims=[d_model]),
+                                  SHORT_TAPS, context))
     z, x1, x2 = streams
     for n, gate in ((1, x1), (2, x2)):
       with tf.variable_scope("filter_%d" % n):
@@ -110,23 +111,6 @@ class Hyena:
     w_out = variables.weight(context, "out", [d_ff, d_model], ["d_ff"],
                              output_projection=True)
     return mtf.einsum([z, w_out], reduced_dims=[d_ff])
-
-  def short_conv(self, z, context):
-    """y_t = Σ_{s<3} w_s z_{t-s} per channel (zeros before position 0)."""
-    d_ff = z.shape.get_dim_by_name("d_ff")
-    taps = mtf.Dimension("taps", SHORT_TAPS)
-    w = variables.variable(context, "taps", [taps, d_ff],
-                           tf.random_normal_initializer(stddev=1.0 / SHORT_TAPS),
-                           variables.WEIGHT, ("taps",))
-    if context.decoding:
-      memory = context.memory(z)
-      return sum(pick(w, taps, s) * pick(memory, context.memory_length,
-                                         context.position - s)
-                 for s in range(SHORT_TAPS))
-    if context.prefilling:
-      context.memory(z)
-    return sum(pick(w, taps, s) * mtf.shift(z, s, context.length, wrap=False)
-               for s in range(SHORT_TAPS))
 
   def long_conv(self, z, context):
     """h * z + b ⊙ z."""

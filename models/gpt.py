@@ -9,6 +9,7 @@ from layers.attention import Attention
 from layers.feed_forward import FeedForward
 from layers.norm import LayerNorm
 from layers.residual import Residual
+from layers.short_conv import ShortConvThen
 from layers import residual_stream as residual_stream_lib
 from mtf_compat import mtf, tf
 
@@ -25,6 +26,8 @@ class GPT:
 
   Each block is residual(token_mixer) then residual(channel_mixer); the mixers and the
   residual form are gin-configurable classes, instantiated once per block.
+  short_conv: when > 0, the token mixer reads its (normed) input through a causal
+  depthwise convolution over that many positions (layers/short_conv.py).
   recompute_blocks: keep only each block's input for the backward pass and recompute
   the rest (mtf.recompute_grad): activation memory of one block instead of all.
 
@@ -42,7 +45,8 @@ class GPT:
   def __init__(self, num_layers=4, d_model=256, token_mixer=Attention,
                channel_mixer=FeedForward, residual=Residual, embedding_stddev=0.02,
                z_loss=0.0, recompute_blocks=False, positions="learned",
-               residual_stream="standard", momentum=0.9, invert_in_backward=True):
+               residual_stream="standard", momentum=0.9, invert_in_backward=True,
+               short_conv=0):
     if positions not in POSITIONS:
       raise ValueError("GPT.positions must be one of %s, got %r" % (POSITIONS, positions))
     if residual_stream not in residual_stream_lib.STREAMS:
@@ -51,6 +55,9 @@ class GPT:
     if recompute_blocks and residual_stream != "standard":
       raise ValueError("GPT.recompute_blocks needs GPT.residual_stream = 'standard' "
                        "(the %r stream rebuilds its activations itself)" % residual_stream)
+    if short_conv and (not isinstance(short_conv, int) or short_conv < 2):
+      raise ValueError("GPT.short_conv must be 0 (none) or a number of taps >= 2, got %r"
+                       % (short_conv,))
     if residual_stream == "momentum" and not 0.0 < momentum < 1.0:
       raise ValueError("GPT.momentum must be in (0, 1), got %r" % (momentum,))
     self.num_layers = num_layers
@@ -65,6 +72,7 @@ class GPT:
     self.residual_stream = residual_stream
     self.momentum = momentum
     self.invert_in_backward = invert_in_backward
+    self.short_conv = short_conv
 
   def logits(self, tokens, context):
     """tokens: int32 [batch, length] -> logits [batch, length, vocab].
@@ -123,8 +131,12 @@ class GPT:
     context.losses.extend(outputs[1:])
     return outputs[0]
 
+  def new_token_mixer(self):
+    mixer = self.token_mixer()
+    return ShortConvThen(mixer, self.short_conv) if self.short_conv else mixer
+
   def block(self, x, context):
-    x = self.residual()(x, self.token_mixer(), context, "token_mixing")
+    x = self.residual()(x, self.new_token_mixer(), context, "token_mixing")
     if self.channel_mixer is not None:  # gMLP blocks have no separate channel mixer
       x = self.residual()(x, self.channel_mixer(), context, "channel_mixing")
     return x
@@ -132,13 +144,13 @@ class GPT:
   def branches(self, context):
     """The residual branches f(x) (no skip) in order: block i's token mixing, then its
     channel mixing, each in block i's variable scope."""
-    def branch(i, mixer, name, x):
+    def branch(i, new_mixer, name, x):
       context.layer_index = i
       with tf.variable_scope("block_%d" % i):
-        return self.residual().branch(x, mixer(), context, name)
+        return self.residual().branch(x, new_mixer(), context, name)
     out = []
     for i in range(self.num_layers):
-      out.append(functools.partial(branch, i, self.token_mixer, "token_mixing"))
+      out.append(functools.partial(branch, i, self.new_token_mixer, "token_mixing"))
       if self.channel_mixer is not None:
         out.append(functools.partial(branch, i, self.channel_mixer, "channel_mixing"))
     return out

@@ -64,6 +64,10 @@ CASES = {
         + cli.gin_params("run.corpus = '%s'" % c,
                          "run.data_dir = '%s'" % prepared(t, c, 8))
         + new_model_dir(t), "sequence_length 8, not 16"),
+    "short convolution of one tap": (
+        lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
+                         "--gin_param", "GPT.short_conv = 1"]
+        + new_model_dir(t), "GPT.short_conv"),
     "layout that does not divide": (
         lambda t, d, c: ["train", "--gin_file", "gin/models/transformer.gin",
                          "--gin_param", "run.mesh_shape = 'model:3'",

@@ -12,6 +12,7 @@ from layers.local_attention import LocalAttention
 from layers.mixer import MLPMixer
 from layers.retention import Retention
 from layers.shared_map import SharedMap
+from layers.short_conv import ShortConvThen
 from layers.synthesizer import Synthesizer
 from tests.layers.layer_testing import LayerUnderTest, random_input
 from tests.mtf_testing import rng
@@ -35,6 +36,7 @@ MIXERS = {
     "local_attention_blocked": lambda: LocalAttention(heads=2, window=2),
     "hyena": lambda: Hyena(filter_width=8, bands=3),
     "retention_chunkwise": lambda: Retention(heads=2, chunk_size=2),
+    "retention_after_short_conv": lambda: ShortConvThen(Retention(heads=2), taps=3),
 }
 LENGTH = 8
 FFT_MIXERS = {"hyena"}  # convolutions by FFT mix every position's rounding

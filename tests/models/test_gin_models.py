@@ -225,11 +225,14 @@ def loss_and_gradients(model_file, mesh_shape, layout, bindings=()):
   return loss_value, dict(zip(names, grad_values))
 
 
-@pytest.mark.parametrize("model_file", MODEL_FILES)
-def test_model_file_loss_and_gradients_are_equal_on_a_2x2_mesh(model_file):
-  loss, grads = loss_and_gradients(model_file, "", "")
+@pytest.mark.parametrize("model_file,bindings",
+                         [(f, ()) for f in MODEL_FILES]
+                         + [("transformer", ("GPT.short_conv = 3",))], ids=str)
+def test_model_file_loss_and_gradients_are_equal_on_a_2x2_mesh(model_file, bindings):
+  loss, grads = loss_and_gradients(model_file, "", "", bindings)
   split_loss, split_grads = loss_and_gradients(
-      model_file, "data:2,model:2", "batch:data,heads:model,d_ff:model,vocab:model")
+      model_file, "data:2,model:2", "batch:data,heads:model,d_ff:model,vocab:model",
+      bindings)
   np.testing.assert_allclose(split_loss, loss, rtol=1e-5)
   assert split_grads.keys() == grads.keys()
   for name, g in grads.items():

@@ -45,15 +45,18 @@ def samples(model_file, prompts, prompt_lengths, num_bytes, runs, mesh_shape="",
                                   **run) for run in runs])
 
 
-# Model files whose whole-window form differs from the one at LENGTH with these bindings.
-BLOCKED_FORMS = [("linear_attention", "LinearAttention.chunk_size = 4"),
+SHORT_CONV = "GPT.short_conv = 3"
+# Other forms of model files: blocked ones (whose whole-window form differs from the
+# one at LENGTH), and a short convolution before a windowed and a recurrent mixer.
+OTHER_FORMS = [("linear_attention", "LinearAttention.chunk_size = 4"),
                  ("retention", "Retention.chunk_size = 2"),
-                 ("local_attention", "LocalAttention.window = 4")]
+                 ("local_attention", "LocalAttention.window = 4"),
+                 ("transformer", SHORT_CONV), ("retention", SHORT_CONV)]
 
 
 @pytest.mark.parametrize("model_file,bindings",
                          [(f, ()) for f in MODEL_FILES]
-                         + [(f, (b,)) for f, b in BLOCKED_FORMS])
+                         + [(f, (b,)) for f, b in OTHER_FORMS], ids=str)
 def test_decoding_position_by_position_gives_the_whole_windows_logits(model_file,
                                                                       bindings):
   """Decoding from position 0 after a prefill of other bytes, and from FIRST after a
@@ -153,8 +156,11 @@ def test_sampling_noise_names_its_random_algorithm():
     assert tf.get_static_value(op.inputs[-1]) == 1  # Algorithm.PHILOX
 
 
-@pytest.mark.parametrize("model_file", RECURRENT)
-def test_recurrent_models_sample_past_the_context_as_a_longer_window_would(model_file):
+@pytest.mark.parametrize("model_file,bindings",
+                         [(f, ()) for f in RECURRENT] + [("retention", (SHORT_CONV,))],
+                         ids=str)
+def test_recurrent_models_sample_past_the_context_as_a_longer_window_would(model_file,
+                                                                          bindings):
   """Decoding 2·LENGTH - 2 bytes from the state at context LENGTH gives the bytes that
   recomputing the whole (never sliding) window gives at context 3·LENGTH, with the same
   variables."""
@@ -162,7 +168,8 @@ def test_recurrent_models_sample_past_the_context_as_a_longer_window_would(model
   num_bytes = 2 * LENGTH - 2
   settings = [dict(temperature=1.0, top_k=0, seed=3), dict(temperature=0.0, seed=0)]
   with tf.Graph().as_default():
-    r, model = runner(model_file)
+    r, model = runner(model_file, bindings=bindings)
+    assert model.decodes_past_the_context()
     long = Context(r.mesh, PREDICT, make_dims(batch=BATCH, length=3 * LENGTH,
                                               d_model=D_MODEL), num_layers=NUM_LAYERS)
     prompt_length = r.constant(PROMPT_LENGTHS, ["batch"], tf.int32)
