@@ -153,3 +153,31 @@ def test_plots_of_seed_groups_keep_their_axes_and_legends(tmp_path, monkeypatch)
       assert xlabel == axis_label
       assert legend == ["mixer (2 seeds)", "gmlp/seed0"]
 
+
+
+def test_the_table_shows_each_runs_largest_training_loss_spike(tmp_path):
+  """A falling training bpc with a planted rise of 1.5 at step 300 (recovered from by
+  the end), a larger one at step 50 in the steep start (not counted), and a non-finite
+  step: the table gives the planted rise and its step; a run without one shows no more
+  than its fall's noise."""
+  from reports import compare
+  steps = np.arange(1, 1001)
+  smooth = 4.0 - 0.002 * steps
+  spiked = smooth.copy()
+  spiked[steps == 50] += 3.0
+  spiked[(steps >= 300) & (steps < 310)] += 1.5 * np.linspace(1, 0.1, 10)
+  spiked[steps == 600] = np.nan
+  for name, bpcs in (("spiked", spiked), ("smooth", smooth)):
+    run_dir = tmp_path / name
+    write_run(run_dir, [2.0])
+    with open(run_dir / "metrics.jsonl", "w") as f:
+      for step, bpc in zip(steps, bpcs):
+        f.write(json.dumps({"step": int(step), "loss": float(bpc) * 0.69, "bpc": float(bpc),
+                            "tokens_per_sec": 1000.0, "wall_time": float(step)}) + "\n")
+  out = tmp_path / "report"
+  compare.compare([str(tmp_path / "spiked"), str(tmp_path / "smooth")], str(out))
+  header, rows = table_rows(out / "table.md")
+  column = header.index("largest training bpc spike (step)")
+  rise, step = rows[0][column].split()
+  assert float(rise) == pytest.approx(1.5, abs=0.01) and step == "(300)"
+  assert float(rows[1][column].split()[0]) <= 0.0
