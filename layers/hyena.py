@@ -81,14 +81,13 @@ class Hyena:
     z1 = x1 ⊙ (h1 * v + b1 ⊙ v),   z2 = x2 ⊙ (h2 * z1 + b2 ⊙ z1),   y = z2 W_o
 
   short_conv: a depthwise causal convolution over the last 3 positions
-  (layers/short_conv.py). h_n: implicit
-  long filters, h_n(t) = FFN_n(features(t)) · exp(-α_c t / length), an FFN (two layers
-  of `filter_width` sin units) over [cos(ω_k t), sin(ω_k t)] (ω_k = 2πk / length,
-  k < bands), with a per-channel decay window α_c spread from fast to slow as in the
-  reference; b_n a per-channel skip term. `*` is the causal
-  convolution along length, an FFT of length 2·length over whole windows (the layout
-  must not split `length`); when decoding, the filter is evaluated at the distances
-  to the memory's positions, Σ_j h(p - j) v_j.
+  (layers/short_conv.py). h_n: implicit long filters, h_n(t) = FFN_n(features(t)) ·
+  exp(-α_c t / length), an FFN (two layers of `filter_width` sin units) over
+  [cos(ω_k t), sin(ω_k t)] (ω_k = 2πk / length, k < bands), with a per-channel decay
+  window α_c spread from fast to slow as in the reference; b_n a per-channel skip term.
+  `*` is the causal convolution along length, an FFT of length 2·length over whole
+  windows (the layout must not split `length`); when decoding, the filter is evaluated
+  at the distances to the memory's positions, Σ_j h(p - j) v_j.
   """
 
   def __init__(self, filter_width=32, bands=8):
