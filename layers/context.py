@@ -36,10 +36,10 @@ class Context:
   `causal_mask`, `at_position` give the position's row of every [length, ..] map.
   Layers call `memory` in the same order on every call, which is how each finds its own.
 
-  Recurrent layers (linear attention, retention) keep a state instead of a memory over
-  positions: prefilling records, with `carry`, their state after the positions before
-  `first_step`; each step reads it back with `carried` and carries the updated state on,
-  so a step's cost does not depend on the position.
+  Recurrent layers (linear attention, retention, short convolutions) keep a state
+  instead of a memory over positions: prefilling records, with `carry`, their state
+  after the positions before `first_step`; each step reads it back with `carried` and
+  carries the updated state on, so a step's cost does not depend on the position.
   """
 
   def __init__(self, mesh, mode, dims, num_layers, activation_dtype=tf.float32,
