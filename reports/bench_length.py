@@ -42,9 +42,8 @@ def figure(records):
   fig, axes = plt.subplots(1, len(PANELS), figsize=(12, 5))
   for ax, (label, value) in zip(axes, PANELS):
     for i, (model, rows) in enumerate(by_model(records).items()):
-      # matplotlib cycles 10 colours: the next 10 models get dashed lines, and so on.
       ax.plot([r["sequence_length"] for r in rows], [value(r) for r in rows],
-              marker="o", label=model, linestyle=("-", "--", ":")[i // 10 % 3])
+              label=model, **report_files.series_style(i))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("context length (bytes)")

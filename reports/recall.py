@@ -28,9 +28,9 @@ def by_model(records):
 def plot(records, path):
   fig, axes = plt.subplots(1, len(X_AXES), figsize=(12, 4.5))
   for ax, (key, label, scale) in zip(axes, X_AXES):
-    for model, rows in by_model(records).items():
-      ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], marker="o",
-              label=model)
+    for i, (model, rows) in enumerate(by_model(records).items()):
+      ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], label=model,
+              **report_files.series_style(i))
     ax.set_xscale(scale, **({"base": 2} if scale == "log" else {}))
     ax.set_xlabel(label)
     ax.set_ylabel("held-out accuracy at the answers")

@@ -15,3 +15,10 @@ def write_report(records_path, out_dir, name, plot, table):
   with open(md, "w") as f:
     f.write(table(records))
   return [png, md]
+
+
+def series_style(i):
+  """The line style and marker of the i-th line of a plot: matplotlib cycles 10
+  colours, so each further 10 lines get another style and marker."""
+  k = i // 10 % 3
+  return {"linestyle": ("-", "--", ":")[k], "marker": ("o", "s", "^")[k]}

@@ -21,3 +21,22 @@ def test_table_puts_each_accuracy_under_its_model_and_d_model():
   assert rows["transformer"][1:4] == ["0.500", "-", "1.000"]
   assert rows["transformer"][4] == "128 / 512"  # state KB at d_model 64, then 256
   assert "8 key-value pairs" in lines[0]
+
+
+def test_no_two_of_19_models_share_colour_and_marker_in_the_plot(tmp_path, monkeypatch):
+  """matplotlib cycles 10 colours: a line past the tenth needs another marker (at one
+  d_model there is no line to tell them apart by)."""
+  import matplotlib.figure  # pylint: disable=g-import-not-at-top
+  axes_seen = []
+  save = matplotlib.figure.Figure.savefig
+
+  def keep_axes(fig, *args, **kwargs):
+    axes_seen.extend(fig.axes)
+    return save(fig, *args, **kwargs)
+
+  monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep_axes)
+  recall.plot([record("model%d" % i, 64, i / 19) for i in range(19)],
+              str(tmp_path / "recall.png"))
+  for ax in axes_seen:
+    styles = [(line.get_color(), line.get_marker()) for line in ax.get_lines()]
+    assert len(styles) == 19 and len(set(styles)) == 19, styles
