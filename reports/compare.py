@@ -119,7 +119,7 @@ SPIKE_AFTER = 100   # steps of the steep initial fall, where every step is a new
 
 def largest_spike(run):
   """(rise, step): the most the training bpc rose above its minimum over the
-  SPIKE_WINDOW logged steps before it, after step SPIKE_AFTER; None before then.
+  SPIKE_WINDOW logged steps before it, after step SPIKE_AFTER; None if no step is.
 
   Loss spikes that a run recovers from do not show in its final bpc; this shows them
   (batch-to-batch noise alone gives about 0.3 in the long runs of docs/runs/).
