@@ -41,13 +41,17 @@ demo: $(STAMP)
 	$(BIN)/mtfzoo sample --model_dir $(RUN_DIR) --prompt "ROMEO:" --length 200 --temperature 0.8 --seed 0
 
 # The seed thread's main comparisons at CPU scale (about 15 minutes), then their plots.
+# Any gin/experiments file reruns the same way, e.g. one record of docs/runs/ with
+#   make experiments EXPERIMENTS=long/mixer SEED=1
 EXPERIMENTS ?= transformer mixer gmlp mixer_sm3
 REPORT ?= report
+SEED ?=
 experiments: $(STAMP)
 	for e in $(EXPERIMENTS); do \
-	  $(BIN)/mtfzoo train --gin_file gin/experiments/$$e.gin --model_dir runs/experiments/$$e || exit 1; \
+	  $(BIN)/mtfzoo train --gin_file gin/experiments/$$e.gin --model_dir runs/experiments/$$e$(if $(SEED),/seed$(SEED)) \
+	    $(if $(SEED),--gin_param run.seed=$(SEED)) || exit 1; \
 	done
-	$(BIN)/mtfzoo compare $(addprefix runs/experiments/,$(EXPERIMENTS)) --out $(REPORT)
+	$(BIN)/mtfzoo compare $(foreach e,$(EXPERIMENTS),runs/experiments/$(e)$(if $(SEED),/seed$(SEED))) --out $(REPORT)
 
 # SM3 vs Adam on the MLP-Mixer, with SM3's learning rate swept over 0.003, 0.01, 0.03.
 SM3_SWEEP := mixer_adam mixer_sm3_lr0.003 mixer_sm3 mixer_sm3_lr0.03
