@@ -186,7 +186,8 @@ bench-length: $(STAMP)
 	cat bench/length.md
 
 # Synthetic recall: every gin/models file on mqar at each d_model (2 blocks, context
-# 128; gin/experiments/recall.gin), one JSON line each in RECALL_OUT/runs/M-dD.json, then
+# 128; gin/experiments/recall.gin), one JSON line each in RECALL_OUT/runs/M-dD.json (every
+# model at one width before the next, so a stopped batch leaves whole widths), then
 # RECALL_OUT/recall.jsonl and report/recall.png and report/recall.md. A run already
 # recorded is kept, so the batch resumes where it stopped (delete RECALL_OUT/runs to
 # start over). RECALL_PARAMS adds flags; a quick check of the target:
@@ -199,7 +200,7 @@ RECALL_OUT ?= recall
 RECALL_RUNS = $(foreach m,$(RECALL_MODELS),$(foreach d,$(RECALL_D_MODELS),$(RECALL_OUT)/runs/$(m)-d$(d).json))
 recall: $(STAMP)
 	mkdir -p $(RECALL_OUT)/runs
-	for m in $(RECALL_MODELS); do for d in $(RECALL_D_MODELS); do \
+	for d in $(RECALL_D_MODELS); do for m in $(RECALL_MODELS); do \
 	  out=$(RECALL_OUT)/runs/$$m-d$$d.json; \
 	  if [ -s $$out ]; then echo "$$out: kept"; continue; fi; \
 	  $(BIN)/mtfzoo synthetic --task mqar --gin_file gin/models/$$m.gin \
