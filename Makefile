@@ -76,7 +76,8 @@ CLAIMS_NEW = linear_attention retention hyena local_attention transformer_rotary
 CLAIMS_MORE = transformer_deep mixer_deep transformer_rezero mixer_rezero adam_beta2_0.95 \
   clip_0.3 clip_1 agc_0.003 transformer_sm3_lr0.003 transformer_sm3_lr0.03
 CLAIMS_PUSH = $(foreach m,transformer mixer gmlp gmlp_tanh,push/$(m)_lr0.02 push/$(m)_lr0.06) \
-  push/transformer_clip0.3_lr0.02 push/transformer_sm3_lr0.1 push/transformer_sm3_lr0.3
+  push/transformer_clip0.3_lr0.02 push/transformer_sm3_lr0.1 push/transformer_sm3_lr0.3 \
+  $(foreach m,transformer_rezero mixer_rezero,push/$(m)_lr0.02 push/$(m)_lr0.06)
 CLAIMS ?= $(CLAIMS_MAIN)
 SEEDS ?= 0 1 2
 CLAIMS_PARAMS ?=
@@ -112,6 +113,7 @@ CLAIM_GROUPS = shared_map=transformer,shared_attention \
   depth=transformer,mixer,transformer_deep,mixer_deep \
   mixer_heads=mixer,mixer_heads \
   rezero=transformer,mixer,transformer_rezero,mixer_rezero \
+  rezero_push=push/transformer_lr0.02,push/transformer_lr0.06,push/transformer_rezero_lr0.02,push/transformer_rezero_lr0.06,push/mixer_lr0.02,push/mixer_lr0.06,push/mixer_rezero_lr0.02,push/mixer_rezero_lr0.06 \
   sm3=transformer,transformer_sm3 \
   sm3_lr=transformer_sm3_lr0.003,transformer_sm3,transformer_sm3_lr0.03 \
   sm3_push=push/transformer_lr0.02,push/transformer_lr0.06,push/transformer_sm3_lr0.1,push/transformer_sm3_lr0.3 \
