@@ -237,10 +237,14 @@ def plot(runs, out_dir, baselines=None):
     for ax in (train_ax, eval_ax):
       ax.set_xlabel(axis_label)
       ax.grid(alpha=0.3)
-      ax.legend(fontsize=8)
+    # One legend for both panels, right of them: inside, a push's flat curves near the
+    # top of the held-out panel were hidden behind it.
+    handles, labels = train_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
+               fontsize=8)
     fig.tight_layout()
     path = os.path.join(out_dir, "bpc_vs_%s.png" % axis)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     paths.append(path)
   return paths

@@ -130,15 +130,17 @@ def test_seeds_of_an_experiment_become_one_row_with_mean_and_spread(tmp_path):
 
 
 def test_plots_of_seed_groups_keep_their_axes_and_legends(tmp_path, monkeypatch):
-  """Each bpc_vs_<axis>.png names its x axis, and its legends name every experiment
-  (a seed group as "name (k seeds)") whatever the mix of groups and single runs."""
+  """Each bpc_vs_<axis>.png names its x axis on both panels, and its one legend names
+  every experiment (a seed group as "name (k seeds)") whatever the mix of groups and
+  single runs."""
   from matplotlib.figure import Figure
   from reports import compare
   drawn = {}
 
   def savefig(figure, path, **kwargs):
+    [legend] = figure.legends
     drawn[str(path).rsplit("/", 1)[-1]] = [
-        (ax.get_xlabel(), [t.get_text() for t in ax.get_legend().get_texts()])
+        (ax.get_xlabel(), [t.get_text() for t in legend.get_texts()])
         for ax in figure.axes]
 
   monkeypatch.setattr(Figure, "savefig", savefig)
