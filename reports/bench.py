@@ -21,6 +21,7 @@ from models import sampling
 from models.gpt import GPT
 from mtf_compat import mtf, tf
 from trainer import loop
+from trainer import machine
 from trainer import mesh as mesh_lib
 from trainer import model_summary
 from trainer.errors import UserError
@@ -44,25 +45,6 @@ class StepTimer(tf.estimator.SessionRunHook):
 
   def step_time(self):
     return float(np.median(np.diff(self.times)))
-
-
-def machine_matmul_flops(n=1024, repeats=10, num_devices=1):
-  """The best FLOP/s of an n x n f32 matmul chain on this machine, now."""
-  with tf.Graph().as_default():
-    a = tf.random.normal([n, n], seed=0)
-    b = tf.random.normal([n, n], seed=1)
-    product = a
-    for _ in range(4):
-      product = tf.matmul(product, b) * (1.0 / n)
-    checksum = tf.reduce_sum(product)
-    with tf.Session(config=mesh_lib.session_config(num_devices)) as session:
-      session.run(checksum)
-      best = float("inf")
-      for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(checksum)
-        best = min(best, time.perf_counter() - start)
-  return 4 * 2 * n ** 3 / best
 
 
 def contraction_flops(settings, batch):
@@ -318,7 +300,7 @@ def bench(settings, warmup=10, steps=50, sampling_speeds=True):
   """One record of speed and memory. sampling_speeds=False leaves out the sampler's
   speeds (sampling_speed, decode_speed), whose recomputed windows cost most at long
   contexts."""
-  matmul_flops = machine_matmul_flops(num_devices=settings.layout.num_devices)
+  matmul_flops = machine.matmul_flops(num_devices=settings.layout.num_devices)
   summary = model_summary.summarize(settings)
   step_time = train_step_time(settings, warmup, steps)
   threads = mesh_lib.thread_counts(settings.intra_op_threads, settings.inter_op_threads)
@@ -344,6 +326,7 @@ def bench(settings, warmup=10, steps=50, sampling_speeds=True):
       "attention_map_elements_per_layer": summary.attention_map_elements,
       "flops_per_token": flops_per_token,
       "machine_matmul_flops": matmul_flops,
+      "machine": machine.describe(measure_matmul=False),
       "mfu": tokens_per_sec * flops_per_token / matmul_flops,
       "intra_op_threads": threads[0],
       "inter_op_threads": threads[1],

@@ -1,7 +1,7 @@
 """mtfzoo compare: training curves and a table from the metrics files of several runs.
 
 Reads only what a run writes for this purpose: metrics.jsonl (training steps),
-eval_metrics.jsonl (held-out evaluations), run.json (sizes and memory) and, when a batch
+eval_metrics.jsonl (held-out evaluations), run.json (sizes, memory, the machine) and, when a batch
 recorded it, cpu_time.jsonl; and the compressor and n-gram baselines (`mtfzoo
 baselines`) of the runs' corpus, from a run directory's baselines.json or a --baselines
 file, with the corpus from config.gin.
@@ -267,15 +267,16 @@ def median_speed(run):
 def table(runs, baselines=()):
   """One row per run, then one per figure of each baseline record (bpc columns only)."""
   rows = ["| run | params | final held-out bpc | best held-out bpc | tokens/s | "
-          "peak memory (MB) | optimizer state (MB) | CPU time (min) | diverged | "
-          "largest training bpc spike (step) |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+          "peak memory (MB) | optimizer state (MB) | CPU time (min) | "
+          "machine matmul GFLOP/s | diverged | largest training bpc spike (step) |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
   for run in runs:
     evals = [r["eval_bpc"] for r in run["eval"]]
     peak = max((r.get("peak_rss_bytes", 0) for r in run["train"]), default=0)
     info = run["info"]
     spike = largest_spike(run)
-    rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+    matmul_flops = info.get("machine", {}).get("matmul_flops")
+    rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         run["name"], fmt(info.get("params"), ","),
         fmt(evals[-1] if evals else None, ".3f"), fmt(min(evals) if evals else None,
                                                       ".3f"),
@@ -283,12 +284,13 @@ def table(runs, baselines=()):
         fmt(info["optimizer_state_bytes"] / 1e6 if "optimizer_state_bytes" in info
             else None, ".2f"),
         fmt(run["cpu_seconds"] / 60 if run["cpu_seconds"] else None, ".1f"),
+        fmt(matmul_flops / 1e9 if matmul_flops else None, ".0f"),
         "yes" if diverged(run) else "no",
         "-" if spike is None else "%.2f (%d)" % spike))
   for record in baselines:
     for name in BASELINE_STYLE:
       if record.get(name) is not None:
-        rows.append("| %s [%s] | - | %.3f | %.3f | - | - | - | - | - | - |" % (
+        rows.append("| %s [%s] | - | %.3f | %.3f | - | - | - | - | - | - | - |" % (
             baseline_label(record, name), record["corpus"], record[name], record[name]))
   return "\n".join(rows) + "\n"
 

@@ -8,6 +8,7 @@ import data
 from mtf_compat import tf
 from trainer import checkpoints
 from trainer import config
+from trainer import machine
 from trainer import metrics
 from trainer import model_summary
 from trainer import prepare
@@ -115,7 +116,9 @@ def write_run_info(settings, model_dir, summary):
           "activation_bytes": summary.activation_bytes,
           "num_layers": summary.num_layers, "d_model": summary.d_model,
           "batch_size": settings.batch_size,
-          "sequence_length": settings.sequence_length}
+          "sequence_length": settings.sequence_length,
+          # On a TPU the host's matmul speed says nothing of the run's.
+          "machine": machine.describe(measure_matmul=not settings.use_tpu)}
   with tf.io.gfile.GFile(os.path.join(model_dir, "run.json"), "w") as f:
     json.dump(info, f, indent=1)
 

@@ -1,5 +1,6 @@
 """mtfzoo compare: PNG plots and a table of two real runs; one-line errors."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -52,6 +53,10 @@ def test_compare_writes_plots_and_a_table_of_the_runs(tmp_path):
     assert [r["step"] for r in evals] == [2, 4]
     assert int(row[1].replace(",", "")) == info["params"]
     assert float(row[2]) == pytest.approx(evals[-1]["eval_bpc"], abs=5e-4)
+    # The machine each run trained on, with its matmul speed beside the CPU time.
+    assert info["machine"]["cores"] == os.cpu_count() and info["machine"]["cpu"]
+    assert (float(row[header.index("machine matmul GFLOP/s")])
+            == pytest.approx(info["machine"]["matmul_flops"] / 1e9, abs=0.5))
     params.add(info["params"])
   assert len(params) == 2  # the rows are the two different models, not one twice
 
