@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-t
 
 from mtf_compat import tf  # noqa: E402
 from reports import baselines as baselines_lib  # noqa: E402
+from reports import report_files  # noqa: E402
 from trainer import config  # noqa: E402
 from trainer import metrics  # noqa: E402
 from trainer.errors import UserError  # noqa: E402
@@ -211,19 +212,19 @@ def plot(runs, out_dir, baselines=None):
   paths = []
   for axis, axis_label in X_AXES:
     fig, (train_ax, eval_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, group in experiments(runs):
+    for i, (name, group) in enumerate(experiments(runs)):
+      style = report_files.series_style(i)
+      train_style = {"linewidth": 1, "linestyle": style["linestyle"]}
       if len(group) == 1:
         [run] = group
         train_ax.plot(x_values(run, run["train"], axis),
-                      [r["bpc"] for r in run["train"]], label=run["name"], linewidth=1)
+                      [r["bpc"] for r in run["train"]], label=run["name"], **train_style)
         if run["eval"]:
           eval_ax.plot(x_values(run, run["eval"], axis),
-                       [r["eval_bpc"] for r in run["eval"]], marker="o",
-                       label=run["name"])
+                       [r["eval_bpc"] for r in run["eval"]], label=run["name"], **style)
         continue
       label = "%s (%d seeds)" % (name, len(group))
-      for ax, key, style in ((train_ax, "train", {"linewidth": 1}),
-                             (eval_ax, "eval", {"marker": "o"})):
+      for ax, key, style in ((train_ax, "train", train_style), (eval_ax, "eval", style)):
         x, mean, low, high = seed_band(group, key, axis)
         if x:
           [line] = ax.plot(x, mean, label=label, **style)

@@ -162,6 +162,32 @@ def test_plots_of_seed_groups_keep_their_axes_and_legends(tmp_path, monkeypatch)
 
 
 
+def test_every_experiment_gets_its_own_colour_and_line_style(tmp_path, monkeypatch):
+  """Past matplotlib's 10 colours, the 11th and 12th experiments (one a seed group) are
+  told from the 1st and 2nd by their line style, in both panels."""
+  from matplotlib.figure import Figure
+  from reports import compare
+  drawn = []
+
+  def savefig(figure, path, **kwargs):
+    legend_names = [t.get_text() for t in figure.legends[0].get_texts()]
+    for ax in figure.axes:
+      styles = {line.get_label(): (line.get_color(), line.get_linestyle())
+                for line in ax.get_lines() if line.get_label() in legend_names}
+      drawn.append(styles)
+
+  monkeypatch.setattr(Figure, "savefig", savefig)
+  dirs = [tmp_path / ("run%02d" % i) for i in range(11)]
+  dirs += [tmp_path / "group" / ("seed%d" % s) for s in range(2)]
+  for d in dirs:
+    write_run(d, [3.0, 2.5])
+  compare.compare([str(d) for d in dirs], str(tmp_path / "report"))
+  assert drawn
+  for styles in drawn:
+    assert len(styles) == 12
+    assert len(set(styles.values())) == 12, styles
+
+
 def test_the_table_shows_each_runs_largest_training_loss_spike(tmp_path):
   """A falling training bpc with a planted rise of 1.5 at step 300 (recovered from by
   the end), a larger one at step 50 in the steep start (not counted), and a non-finite
