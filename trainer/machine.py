@@ -62,7 +62,8 @@ def matmul_flops(n=1024, repeats=10, num_devices=1):
 
 def describe(measure_matmul=True):
   """{'cpu', 'isa', 'cores', 'matmul_flops'} of this host. Three repeats of the matmul
-  chain (a quarter of a second) tell the machines apart; `mtfzoo bench` takes ten."""
+  chain (a quarter of a second) tell the machines apart; `mtfzoo bench` takes ten. Another
+  job on the cores at that moment lowers the figure, as it slows the run."""
   try:
     with open(CPUINFO) as f:
       text = f.read()
