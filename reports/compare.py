@@ -1,10 +1,10 @@
 """mtfzoo compare: training curves and a table from the metrics files of several runs.
 
 Reads only what a run writes for this purpose: metrics.jsonl (training steps),
-eval_metrics.jsonl (held-out evaluations), run.json (sizes, memory, the machine) and, when a batch
-recorded it, cpu_time.jsonl; and the compressor and n-gram baselines (`mtfzoo
-baselines`) of the runs' corpus, from a run directory's baselines.json or a --baselines
-file, with the corpus from config.gin.
+eval_metrics.jsonl (held-out evaluations), run.json (sizes, memory, the machine) and,
+when a batch recorded it, cpu_time.jsonl; and the compressor and n-gram baselines
+(`mtfzoo baselines`) of the runs' corpus, from a run directory's baselines.json or a
+--baselines file, with the corpus from config.gin.
 
 Seeds: runs in directories named seed<k> under one experiment directory
 (docs/runs/mixer/seed0, .../seed1) are one experiment. An experiment of several seeds is
@@ -224,10 +224,11 @@ def plot(runs, out_dir, baselines=None):
                        [r["eval_bpc"] for r in run["eval"]], label=run["name"], **style)
         continue
       label = "%s (%d seeds)" % (name, len(group))
-      for ax, key, style in ((train_ax, "train", train_style), (eval_ax, "eval", style)):
+      for ax, key, line_style in ((train_ax, "train", train_style),
+                                  (eval_ax, "eval", style)):
         x, mean, low, high = seed_band(group, key, axis)
         if x:
-          [line] = ax.plot(x, mean, label=label, **style)
+          [line] = ax.plot(x, mean, label=label, **line_style)
           ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25,
                           linewidth=0)
     if baselines:
