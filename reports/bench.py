@@ -326,7 +326,7 @@ def bench(settings, warmup=10, steps=50, sampling_speeds=True):
       "attention_map_elements_per_layer": summary.attention_map_elements,
       "flops_per_token": flops_per_token,
       "machine_matmul_flops": matmul_flops,
-      "machine": machine.describe(measure_matmul=False),
+      "machine": dict(machine.describe(measure_matmul=False), matmul_flops=matmul_flops),
       "mfu": tokens_per_sec * flops_per_token / matmul_flops,
       "intra_op_threads": threads[0],
       "inter_op_threads": threads[1],
