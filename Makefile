@@ -77,7 +77,8 @@ CLAIMS_MORE = transformer_deep mixer_deep transformer_rezero mixer_rezero adam_b
   clip_0.3 clip_1 agc_0.003 transformer_sm3_lr0.003 transformer_sm3_lr0.03
 CLAIMS_PUSH = $(foreach m,transformer mixer gmlp gmlp_tanh,push/$(m)_lr0.02 push/$(m)_lr0.06) \
   push/transformer_clip0.3_lr0.02 push/transformer_sm3_lr0.1 push/transformer_sm3_lr0.3 \
-  $(foreach m,transformer_rezero mixer_rezero,push/$(m)_lr0.02 push/$(m)_lr0.06)
+  $(foreach m,transformer_rezero mixer_rezero,push/$(m)_lr0.02 push/$(m)_lr0.06) \
+  push/transformer_agc0.003_lr0.02
 CLAIMS ?= $(CLAIMS_MAIN)
 SEEDS ?= 0 1 2
 CLAIMS_PARAMS ?=
@@ -119,6 +120,7 @@ CLAIM_GROUPS = shared_map=transformer,shared_attention \
   sm3_push=push/transformer_lr0.02,push/transformer_lr0.06,push/transformer_sm3_lr0.1,push/transformer_sm3_lr0.3 \
   adam_beta2=transformer,adam_beta2_0.95 \
   clipping=transformer,clip_0.3,clip_1,agc_0.003 \
+  clipping_push=push/transformer_lr0.02,push/transformer_clip0.3_lr0.02,push/transformer_agc0.003_lr0.02 \
   newer_families=transformer,$(subst $(space),$(comma),$(strip $(CLAIMS_NEW)))
 comma := ,
 space := $(subst ,, )

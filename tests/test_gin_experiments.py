@@ -21,7 +21,7 @@ NUMBER = r"(\d+(?:[._]\d+)?)"
 NAMED_SETTINGS = (
     (re.compile(r"_lr" + NUMBER + r"(?:_|\.gin$)"), "learning_rate_schedule.base"),
     (re.compile(r"clip_?" + NUMBER + r"(?:_|\.gin$)"), "GradientClipping.global_norm"),
-    (re.compile(r"agc_" + NUMBER + r"\.gin$"), "GradientClipping.agc"),
+    (re.compile(r"agc_?" + NUMBER + r"(?:_|\.gin$)"), "GradientClipping.agc"),
     (re.compile(r"beta2_" + NUMBER + r"\.gin$"), "Adam.beta2"),
 )
 
