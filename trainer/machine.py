@@ -3,6 +3,7 @@ speed. CPU minutes are only comparable between runs of one machine, and one CPU 
 name is not enough to tell: two virtual machines sold as the same 2-core AMD EPYC
 measured 160 and 265 GFLOP/s. run.json records this and `compare` shows it beside each
 run's CPU time."""
+import functools
 import os
 import platform
 import time
@@ -63,7 +64,13 @@ def matmul_flops(n=1024, repeats=10, num_devices=1):
 def describe(measure_matmul=True):
   """{'cpu', 'isa', 'cores', 'matmul_flops'} of this host. Three repeats of the matmul
   chain (a quarter of a second) tell the machines apart; `mtfzoo bench` takes ten. Another
-  job on the cores at that moment lowers the figure, as it slows the run."""
+  job on the cores at that moment lowers the figure, as it slows the run. Measured once
+  per process: commands run in one process (as the tests run them) share the figure."""
+  return dict(_describe(measure_matmul))
+
+
+@functools.lru_cache(maxsize=None)
+def _describe(measure_matmul):
   try:
     with open(CPUINFO) as f:
       text = f.read()

@@ -13,7 +13,7 @@ from tests import cli_testing as cli
 # `mtfzoo train` with SIGKILL at a chosen point of one checkpoint save, read from
 # CRASH_AT="before_commit:N" or "after_commit:N". TF's saver writes a checkpoint's data
 # and index, then commits it by atomically rewriting the `checkpoint` file
-# (update_checkpoint_state_internal), then writes the .meta and calls the listeners.
+# (update_checkpoint_state_internal), then calls the listeners.
 CRASH_DRIVER = """
 import os, signal, sys
 import mtf_compat
