@@ -18,6 +18,8 @@ are read there only); everywhere else the byte is noise the model cannot predict
   bytes, each right after a MARK byte, then GO and the N data bytes in order. Answers:
   the N copied bytes. N = sequence_length // 8.
 """
+import collections
+
 import numpy as np
 
 from mtf_compat import tf
@@ -60,6 +62,22 @@ def mqar(rng, sequence_length, num_pairs):
   starts = 2 * num_pairs + spaced_starts(rng, tail, num_pairs, 2)
   window[starts], window[starts + 1] = keys[order], values[order]
   return example(window, starts + 1)
+
+
+def mqar_accuracy_without_recall(inputs, targets, mask, num_pairs):
+  """The expected accuracy over mqar sequences [n, L] of the best reader that never
+  matches a query to its key: it knows the K values (bytes 1, 3, .. of the first 2K) and
+  which of them were already answered, and names the most common value not yet
+  answered (every key is queried once, in random order, so the answer is uniform over
+  those). Token mixing that does not depend on the input can learn this counting, so it
+  is the score that shows recall, not 1/K."""
+  expected = []
+  for row_inputs, row_targets, row_mask in zip(inputs, targets, mask):
+    left = collections.Counter(row_inputs[1:2 * num_pairs:2].tolist())
+    for t in np.flatnonzero(row_mask):
+      expected.append(max(left.values()) / sum(left.values()))
+      left[int(row_targets[t])] -= 1
+  return float(np.mean(expected))
 
 
 def induction(rng, sequence_length):

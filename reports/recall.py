@@ -1,6 +1,7 @@
 """make recall's report: mtfzoo synthetic records (one JSON line per model and d_model)
 -> recall.png (held-out accuracy against d_model and against the decoding state per
-sequence, one line per model) and recall.md (the table).
+sequence, one line per model, and mqar's level without recall) and recall.md (the
+table).
 
   python -m reports.recall recall/recall.jsonl report/
 """
@@ -11,7 +12,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  pylint: disable=g-import-not-at-top
 
+from data import synthetic  # noqa: E402
 from reports import report_files  # noqa: E402
+from reports.synthetic import HELD_OUT_SEQUENCES  # noqa: E402
 
 X_AXES = (("d_model", "d_model", "linear"),
           ("state_bytes_per_sequence", "decoding state per sequence (bytes)", "log"))
@@ -25,12 +28,28 @@ def by_model(records):
   return {m: sorted(rs, key=lambda r: r["d_model"]) for m, rs in models.items()}
 
 
+def accuracy_without_recall(records):
+  """mqar's score for a reader that counts but never recalls, on held-out sequences
+  like the runs' (None for the other tasks): the level above which a model recalls."""
+  first = records[0]
+  if first["task"] != "mqar":
+    return None
+  generate = synthetic.make_task("mqar", first["sequence_length"], first["num_pairs"])
+  held_out = synthetic.sequences(generate, 0, synthetic.HELD_OUT_STREAM, 0,
+                                 HELD_OUT_SEQUENCES)  # --seed 0's, as make recall
+  return synthetic.mqar_accuracy_without_recall(*held_out, first["num_pairs"])
+
+
 def plot(records, path):
+  floor = accuracy_without_recall(records)
   fig, axes = plt.subplots(1, len(X_AXES), figsize=(12, 4.5))
   for ax, (key, label, scale) in zip(axes, X_AXES):
     for i, (model, rows) in enumerate(by_model(records).items()):
       ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], label=model,
               **report_files.series_style(i))
+    if floor is not None:
+      ax.axhline(floor, color="grey", linestyle="-.", linewidth=1,
+                 label="counting, no recall (%.3f)" % floor)
     ax.set_xscale(scale, **({"base": 2} if scale == "log" else {}))
     ax.set_xlabel(label)
     ax.set_ylabel("held-out accuracy at the answers")
@@ -60,9 +79,14 @@ def table(records):
                    for r in rs)))
   first = records[0]
   pairs = (", %d key-value pairs" % first["num_pairs"]) if "num_pairs" in first else ""
-  return ("Held-out accuracy at the answers of %s (context %d%s, %d steps); the last "
+  floor = accuracy_without_recall(records)
+  counting = ("; a model that counts which values were answered but never matches a "
+              "query to its key scores at best %.3f (guessing: 1/%d = %.3f)"
+              % (floor, first["num_pairs"], 1 / first["num_pairs"])
+              if floor is not None else "")
+  return ("Held-out accuracy at the answers of %s (context %d%s, %d steps)%s; the last "
           "columns list each d_model's value in order.\n\n"
-          % (first["task"], first["sequence_length"], pairs, first["steps"])
+          % (first["task"], first["sequence_length"], pairs, first["steps"], counting)
           + "\n".join(rows) + "\n")
 
 

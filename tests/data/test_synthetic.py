@@ -61,6 +61,35 @@ def test_mqar_asks_every_key_once_with_keys_and_values_in_their_own_ranges():
     assert np.all(queried < 128) and np.all(targets[mask == 1] >= 128)
 
 
+def hand_made_mqar(values, queried):
+  """One mqar sequence [1, L] built by hand: keys 1, 2, .. with the given values, then
+  the keys at the indices `queried`, each after a filler and followed by its value."""
+  window = [b for key, value in enumerate(values, 1) for b in (key, value)]
+  answers = []
+  for i in queried:
+    window += [synthetic.FILLER, i + 1, values[i]]
+    answers.append(len(window) - 1)
+  return [a[None] for a in synthetic.example(window, answers)]
+
+
+def test_without_recall_distinct_values_score_one_over_the_number_still_unanswered():
+  """The k-th of K answers is one of K - k + 1 values: the mean of 1/K .. 1/1."""
+  score = synthetic.mqar_accuracy_without_recall(
+      *hand_made_mqar([130, 131, 132, 133], [2, 0, 3, 1]), num_pairs=4)
+  assert score == pytest.approx((1 / 4 + 1 / 3 + 1 / 2 + 1) / 4)
+
+
+def test_without_recall_a_repeated_value_is_the_best_guess_until_it_is_used_up():
+  # values a a b: first 2/3 (say a); then a or b, 1/2; then the one left, 1
+  asked_a_b_a = hand_made_mqar([130, 130, 140], [0, 2, 1])
+  assert synthetic.mqar_accuracy_without_recall(*asked_a_b_a, num_pairs=3) == \
+      pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+  # asked b first: only a is left, twice: 2/3, then 1, 1
+  asked_b_a_a = hand_made_mqar([130, 130, 140], [2, 0, 1])
+  assert synthetic.mqar_accuracy_without_recall(*asked_b_a_a, num_pairs=3) == \
+      pytest.approx((2 / 3 + 1 + 1) / 3)
+
+
 def test_selective_copy_answers_are_the_last_eighth_and_the_marks_are_the_only_ones():
   inputs, targets, mask = task("selective_copy")(synthetic.sequence_rng(0, 0, 0))
   count = LENGTH // 8

@@ -1,4 +1,6 @@
-"""make recall's table: each accuracy under its own model and d_model."""
+"""make recall's table: each accuracy under its own model and d_model, and mqar's level
+without recall in the table and the plot."""
+from data import synthetic
 from reports import recall
 
 
@@ -23,6 +25,29 @@ def test_table_puts_each_accuracy_under_its_model_and_d_model():
   assert "8 key-value pairs" in lines[0]
 
 
+def test_mqar_level_without_recall_is_computed_for_the_records_task(monkeypatch):
+  """The reader is scored on sequences of the records' own length and pair count."""
+  asked = []
+
+  def fake_score(inputs, targets, mask, num_pairs):
+    asked.append((inputs.shape, int(mask.sum()), num_pairs))
+    return 0.375
+
+  monkeypatch.setattr(synthetic, "mqar_accuracy_without_recall", fake_score)
+  records = [record("mixer", 64, 0.25)]
+  assert "at best 0.375 (guessing: 1/8 = 0.125)" in recall.table(records).splitlines()[0]
+  assert asked == [((recall.HELD_OUT_SEQUENCES, 128), 8 * recall.HELD_OUT_SEQUENCES, 8)]
+  assert recall.accuracy_without_recall([dict(records[0], task="induction")]) is None
+
+
+def test_counting_without_recall_scores_about_a_quarter_with_16_pairs():
+  """With K distinct values the k-th answer is one of K - k + 1 values left, the mean of
+  1/K .. 1/1 (0.211 for K = 16); values drawn with replacement repeat, which helps."""
+  record_16 = dict(record("mixer", 64, 0.25), num_pairs=16)
+  level = recall.accuracy_without_recall([record_16])
+  assert sum(1 / k for k in range(1, 17)) / 16 < level < 0.25
+
+
 def test_no_two_of_19_models_share_colour_and_marker_in_the_plot(tmp_path, monkeypatch):
   """matplotlib cycles 10 colours: a line past the tenth needs another marker (at one
   d_model there is no line to tell them apart by)."""
@@ -38,5 +63,7 @@ def test_no_two_of_19_models_share_colour_and_marker_in_the_plot(tmp_path, monke
   recall.plot([record("model%d" % i, 64, i / 19) for i in range(19)],
               str(tmp_path / "recall.png"))
   for ax in axes_seen:
-    styles = [(line.get_color(), line.get_marker()) for line in ax.get_lines()]
+    styles = [(line.get_color(), line.get_marker()) for line in ax.get_lines()
+              if not line.get_label().startswith("counting")]
     assert len(styles) == 19 and len(set(styles)) == 19, styles
+    assert len(ax.get_lines()) == 20  # and mqar's level without recall
