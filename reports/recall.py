@@ -16,7 +16,7 @@ from data import synthetic  # noqa: E402
 from reports import report_files  # noqa: E402
 from reports.synthetic import HELD_OUT_SEQUENCES  # noqa: E402
 
-X_AXES = (("d_model", "d_model", "linear"),
+X_AXES = (("d_model", "d_model", "log"),  # 64, 128, 256: evenly spaced
           ("state_bytes_per_sequence", "decoding state per sequence (bytes)", "log"))
 
 
@@ -42,7 +42,7 @@ def accuracy_without_recall(records):
 
 def plot(records, path):
   floor = accuracy_without_recall(records)
-  fig, axes = plt.subplots(1, len(X_AXES), figsize=(12, 4.5))
+  fig, axes = plt.subplots(1, len(X_AXES), figsize=(14, 4.5))
   for ax, (key, label, scale) in zip(axes, X_AXES):
     for i, (model, rows) in enumerate(by_model(records).items()):
       ax.plot([r[key] for r in rows], [r["accuracy"] for r in rows], label=model,
@@ -55,11 +55,11 @@ def plot(records, path):
     ax.set_ylabel("held-out accuracy at the answers")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-  axes[0].legend(fontsize=8)
+  fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8)
   task = records[0]["task"]
   fig.suptitle("%s, context %d, %d steps" % (task, records[0]["sequence_length"],
                                             records[0]["steps"]))
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0, 0.82, 1))  # the legend's column on the right
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
