@@ -6,12 +6,35 @@ import gin
 from mtf_compat import tf
 
 SCHEDULES = ("constant", "linear", "cosine", "rsqrt")
+DEFAULT_BASE = 1e-3
+
+
+def peak_learning_rate(d_model, base=DEFAULT_BASE, base_width=None):
+  """The lr the schedule is built on: base, or base · base_width / d_model with base_width.
+
+  Adam's best learning rate falls roughly as 1/width (the μP rule for hidden matrices,
+  Yang et al. 2022): a base tuned at d_model = base_width then carries to other widths,
+  where one fixed lr is too high for the wide models.
+  """
+  if not base_width:
+    return base
+  if not d_model:
+    raise ValueError("learning_rate_schedule: base_width needs the model's d_model")
+  return base * base_width / d_model
+
+
+def bound_peak_learning_rate(d_model):
+  """peak_learning_rate under the current gin bindings of learning_rate_schedule."""
+  bindings = gin.get_bindings(learning_rate_schedule)
+  return peak_learning_rate(d_model, bindings.get("base", DEFAULT_BASE),
+                            bindings.get("base_width"))
 
 
 @gin.configurable
-def learning_rate_schedule(step, total_steps, base=1e-3, schedule="constant",
-                           warmup_steps=0, min_ratio=0.0):
-  """lr(step) with w = warmup_steps, T = total_steps, r = min_ratio:
+def learning_rate_schedule(step, total_steps, base=DEFAULT_BASE, schedule="constant",
+                           warmup_steps=0, min_ratio=0.0, base_width=None, d_model=None):
+  """lr(step) with w = warmup_steps, T = total_steps, r = min_ratio, and base the
+  peak_learning_rate (scaled by base_width / d_model when base_width is set):
 
     step < w:   base · (step + 1) / w                  (linear warmup)
     otherwise, with p = min(1, (step − w) / max(T − w, 1)):
@@ -26,6 +49,7 @@ def learning_rate_schedule(step, total_steps, base=1e-3, schedule="constant",
   if schedule not in SCHEDULES:
     raise ValueError("learning_rate_schedule: unknown schedule %r (choose from %s)"
                      % (schedule, ", ".join(SCHEDULES)))
+  base = peak_learning_rate(d_model, base, base_width)
   step = tf.cast(step, tf.float32)
   if schedule == "constant":
     decayed = tf.constant(base, tf.float32)

@@ -57,11 +57,24 @@ def plot(records, path):
     ax.grid(alpha=0.3)
   fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8)
   task = records[0]["task"]
-  fig.suptitle("%s, context %d, %d steps" % (task, records[0]["sequence_length"],
-                                            records[0]["steps"]))
+  d_models = sorted({r["d_model"] for r in records})
+  fig.suptitle("%s, context %d, %d steps%s" % (task, records[0]["sequence_length"],
+                                              records[0]["steps"],
+                                              learning_rate_note(records, d_models)))
   fig.tight_layout(rect=(0, 0, 0.82, 1))  # the legend's column on the right
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def learning_rate_note(records, d_models):
+  """', learning rate 0.003 / 0.0015 by d_model' from the records' peak learning rates
+  (every value a width was run at; '' when a record predates the key)."""
+  rates = {d: sorted({r["learning_rate"] for r in records
+                      if r["d_model"] == d and "learning_rate" in r}) for d in d_models}
+  if not all(rates.values()) or any("learning_rate" not in r for r in records):
+    return ""
+  return ", learning rate %s by d_model" % " / ".join(
+      " or ".join("%g" % x for x in rates[d]) for d in d_models)
 
 
 def table(records):
@@ -84,9 +97,10 @@ def table(records):
               "query to its key scores at best %.3f (guessing: 1/%d = %.3f)"
               % (floor, first["num_pairs"], 1 / first["num_pairs"])
               if floor is not None else "")
-  return ("Held-out accuracy at the answers of %s (context %d%s, %d steps)%s; the last "
+  return ("Held-out accuracy at the answers of %s (context %d%s, %d steps%s)%s; the last "
           "columns list each d_model's value in order.\n\n"
-          % (first["task"], first["sequence_length"], pairs, first["steps"], counting)
+          % (first["task"], first["sequence_length"], pairs, first["steps"],
+             learning_rate_note(records, d_models), counting)
           + "\n".join(rows) + "\n")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from data import synthetic
 from mtf_compat import mtf, tf
+from optimizers import schedules
 from trainer import checkpoints
 from trainer import model_summary
 from trainer.errors import UserError
@@ -100,6 +101,7 @@ def train_and_measure(settings, task, model_name, seed=0, num_pairs=None,
       "d_model": summary.d_model,
       "sequence_length": settings.sequence_length,
       "steps": settings.train_steps,
+      "learning_rate": schedules.bound_peak_learning_rate(summary.d_model),
       "accuracy": accuracy,
       "state_bytes_per_sequence": state_bytes_per_sequence(settings),
       "tokens_per_sec": settings.tokens_per_step / step_time if step_time else None,

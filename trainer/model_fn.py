@@ -84,7 +84,8 @@ def train_graph(settings, model, context, inputs, targets, global_step, weights=
   loss = outputs["loss"]
   variables = mesh.graph.trainable_variables  # complete now that the model is built
   grads, grad_norm = optimizers.GradientClipping()(grads, variables)
-  lr_tf = optimizers.learning_rate_schedule(global_step, settings.train_steps)
+  lr_tf = optimizers.learning_rate_schedule(global_step, settings.train_steps,
+                                            d_model=model.d_model)
   learning_rate = mtf.import_fully_replicated(mesh, tf.cast(lr_tf, tf.float32),
                                               mtf.Shape([]))
   finite = mtf.logical_and(is_finite(loss), is_finite(grad_norm))

@@ -61,3 +61,25 @@ def test_schedule_without_warmup_starts_at_base(schedule):
 def test_unknown_schedule_is_a_clear_value_error():
   with pytest.raises(ValueError, match="unknown schedule 'exponential'"):
     learning_rate_schedule(tf.constant(0), 100, schedule="exponential")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_base_width_scales_the_whole_schedule_as_one_over_d_model(schedule):
+  """base is the lr at d_model = base_width: at 4x the width every step's lr is 1/4 of
+  base's schedule (warmup included), and at base_width itself it is base's schedule."""
+  for d_model, peak in ((256, BASE / 4), (64, BASE)):
+    values = schedule_values(STEPS, total_steps=TOTAL, base=BASE, schedule=schedule,
+                             warmup_steps=WARMUP, min_ratio=MIN_RATIO, base_width=64,
+                             d_model=d_model)
+    expected = [reference(s, schedule, base=peak) for s in STEPS]
+    np.testing.assert_allclose(values, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_without_base_width_the_width_does_not_change_the_lr():
+  values = schedule_values([0, 50], total_steps=100, base=BASE, d_model=1024)
+  np.testing.assert_allclose(values, [BASE, BASE], rtol=1e-6)
+
+
+def test_base_width_without_a_d_model_is_an_error():
+  with pytest.raises(ValueError, match="base_width"):
+    learning_rate_schedule(tf.constant(0), 100, base_width=64)

@@ -25,6 +25,17 @@ def test_table_puts_each_accuracy_under_its_model_and_d_model():
   assert "8 key-value pairs" in lines[0]
 
 
+def test_caption_names_the_learning_rate_of_each_d_model_in_column_order():
+  records = [dict(record("mixer", 128, 0.25), learning_rate=1.5e-3),
+             dict(record("mixer", 64, 0.125), learning_rate=3e-3),
+             dict(record("transformer", 64, 0.5), learning_rate=3e-3)]
+  assert "100 steps, learning rate 0.003 / 0.0015 by d_model)" in recall.table(records)
+  mixed = records + [dict(record("transformer", 128, 0.5), learning_rate=1e-3)]
+  assert "learning rate 0.003 / 0.001 or 0.0015 by d_model" in recall.table(mixed)
+  # a record without the key: the caption cannot say what the width ran at
+  assert "learning rate" not in recall.table(records + [record("gmlp", 64, 0.1)])
+
+
 def test_mqar_level_without_recall_is_computed_for_the_records_task(monkeypatch):
   """The reader is scored on sequences of the records' own length and pair count."""
   asked = []

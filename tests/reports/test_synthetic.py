@@ -15,7 +15,8 @@ from trainer.run import Run
 LENGTH = 16
 INDUCTION = ["GPT.num_layers = 2", "GPT.d_model = 64", "run.sequence_length = %d" % LENGTH,
              "run.batch_size = 32", "run.train_steps = 300",
-             "learning_rate_schedule.base = 3e-3"]
+             # 6e-3 given for d_model 32 is 3e-3 at this d_model 64
+             "learning_rate_schedule.base = 6e-3", "learning_rate_schedule.base_width = 32"]
 
 
 def settings(model_file, bindings):
@@ -49,6 +50,7 @@ def test_a_two_layer_transformer_learns_induction_far_above_chance(induction_run
   assert baseline < 0.3  # and 1/255 for a uniform guess
   assert record["accuracy"] > max(0.45, 1.5 * baseline), record
   assert record["steps"] == 300 and record["sequence_length"] == LENGTH
+  assert record["learning_rate"] == pytest.approx(3e-3)
 
 
 def test_evaluation_loss_ignores_every_byte_but_the_answers(induction_run):

@@ -56,8 +56,11 @@ def tensorboard_scalars(model_dir):
 
 
 # One short run with a z-loss and a warmed-up cosine schedule, shared by the tests of
-# what metrics.jsonl, eval_metrics.jsonl and TensorBoard report.
+# what metrics.jsonl, eval_metrics.jsonl and TensorBoard report. Its base lr is given for
+# d_model BASE_WIDTH, so the schedule peaks at PEAK on cli.TINY's d_model.
 Z_LOSS, BASE, WARMUP, TOTAL, MIN_RATIO = 0.01, 0.01, 3, 8, 0.1
+BASE_WIDTH, D_MODEL = 16, 32
+PEAK = BASE * BASE_WIDTH / D_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,8 @@ def reported_run(tmp_path_factory):
             "learning_rate_schedule.base = %r" % BASE,
             "learning_rate_schedule.schedule = 'cosine'",
             "learning_rate_schedule.warmup_steps = %d" % WARMUP,
-            "learning_rate_schedule.min_ratio = %r" % MIN_RATIO)
+            "learning_rate_schedule.min_ratio = %r" % MIN_RATIO,
+            "learning_rate_schedule.base_width = %d" % BASE_WIDTH)
   return run
 
 
@@ -98,16 +102,18 @@ def test_metrics_report_bpc_from_cross_entropy_and_the_z_term_apart(reported_run
 
 def test_logged_learning_rate_is_the_schedule_at_each_update(reported_run):
   """metrics.jsonl step s is the update made at global step s − 1: its learning rate is
-  base · s / w during the warmup (never 0, the first update counts), then the cosine
-  decay (Loshchilov & Hutter 2017) base · (r + (1 − r)(1 + cos π p) / 2) with
-  p = (s − 1 − w) / (T − w)."""
+  peak · s / w during the warmup (never 0, the first update counts), then the cosine
+  decay (Loshchilov & Hutter 2017) peak · (r + (1 − r)(1 + cos π p) / 2) with
+  p = (s − 1 − w) / (T − w), where peak = base · base_width / d_model: the schedule is
+  built on the trained model's own width."""
+  assert "GPT.d_model = %d" % D_MODEL in cli.TINY
   expected = []
   for s in range(1, TOTAL + 1):
     if s - 1 < WARMUP:
-      expected.append(BASE * s / WARMUP)
+      expected.append(PEAK * s / WARMUP)
     else:
       p = (s - 1 - WARMUP) / (TOTAL - WARMUP)
-      expected.append(BASE * (MIN_RATIO + (1 - MIN_RATIO)
+      expected.append(PEAK * (MIN_RATIO + (1 - MIN_RATIO)
                               * (1 + math.cos(math.pi * p)) / 2))
   logged = [m["learning_rate"] for m in cli.metrics(reported_run)]
   np.testing.assert_allclose(logged, expected, rtol=1e-6)
