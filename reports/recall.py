@@ -69,10 +69,10 @@ def plot(records, path):
 def learning_rate_note(records, d_models):
   """', learning rate 0.003 / 0.0015 by d_model' from the records' peak learning rates
   (every value a width was run at; '' when a record predates the key)."""
-  rates = {d: sorted({r["learning_rate"] for r in records
-                      if r["d_model"] == d and "learning_rate" in r}) for d in d_models}
-  if not all(rates.values()) or any("learning_rate" not in r for r in records):
+  if any("learning_rate" not in r for r in records):
     return ""
+  rates = {d: sorted({r["learning_rate"] for r in records if r["d_model"] == d})
+           for d in d_models}
   return ", learning rate %s by d_model" % " / ".join(
       " or ".join("%g" % x for x in rates[d]) for d in d_models)
 
